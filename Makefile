@@ -1,0 +1,40 @@
+# Two commands on a fresh machine with only Python 3.11: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test test-slow lint typecheck bench clean
+
+setup: $(STAMP)
+
+# torch is pinned and installed first so that the local CPU build is taken
+# (any other spec pulls several GB of CUDA packages).
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) scripts/run.py $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+	$(MAKE) lint typecheck
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check envs risk predictors agents scripts tests
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy envs risk
+
+bench: $(STAMP)
+	$(PY) scripts/bench.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) outputs mlruns .pytest_cache .mypy_cache .ruff_cache
