@@ -32,6 +32,7 @@ KRAKEN_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume", "trades
 HEADER_REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
 KRAKEN_FILE = re.compile(r"^(?P<pair>[A-Z0-9.]+)_(?P<minutes>\d+)\.csv(\.gz)?$", re.IGNORECASE)
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+_NA_TEXT = ["", "nan", "NaN", "NAN", "NA", "null", "None"]  # read as NaN, then reported by validation
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -78,9 +79,15 @@ def _timestamps(seconds: np.ndarray, path: Path, asset: str, first_row: int) -> 
     return seconds.astype(np.int64)
 
 
+def _epoch_seconds(parsed: pd.Series) -> np.ndarray:
+    """Seconds since 1970 of tz-aware datetimes, whatever their storage resolution."""
+    return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64)
+
+
 def _raw_from_frame(frame: pd.DataFrame, path: Path, asset: str, interval_s: int, first_row: int) -> RawBars:
     ts_col = frame["timestamp"]
-    if ts_col.dtype == object and not pd.to_numeric(ts_col, errors="coerce").notna().all():
+    textual = not pd.api.types.is_numeric_dtype(ts_col) and not pd.api.types.is_datetime64_any_dtype(ts_col)
+    if textual and not pd.to_numeric(ts_col, errors="coerce").notna().all():
         parsed = pd.to_datetime(ts_col, utc=True, errors="coerce")
         if parsed.isna().any():
             i = int(np.flatnonzero(parsed.isna().to_numpy())[0])
@@ -88,11 +95,11 @@ def _raw_from_frame(frame: pd.DataFrame, path: Path, asset: str, interval_s: int
                 f"{path}: asset {asset}: row {first_row + i}: timestamp={ts_col.iloc[i]!r}: "
                 "expected Unix seconds or an ISO date"
             )
-        seconds = (parsed.astype("int64") // 1_000_000_000).to_numpy(dtype=np.float64)
+        seconds = _epoch_seconds(parsed)
         frame = frame.drop(columns="timestamp")
     elif pd.api.types.is_datetime64_any_dtype(ts_col):
         parsed = pd.to_datetime(ts_col, utc=True)
-        seconds = (parsed.astype("int64") // 1_000_000_000).to_numpy(dtype=np.float64)
+        seconds = _epoch_seconds(parsed)
         frame = frame.drop(columns="timestamp")
     else:
         seconds = None
@@ -117,7 +124,11 @@ def _raw_from_frame(frame: pd.DataFrame, path: Path, asset: str, interval_s: int
 
 def _read_csv(path: Path, **kwargs: object) -> pd.DataFrame:
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], **kwargs)  # type: ignore[call-overload, no-any-return]
+        return pd.read_csv(  # type: ignore[call-overload, no-any-return]
+            path, dtype=str, keep_default_na=False, na_values=_NA_TEXT, **kwargs
+        )
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: file has no data rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
         raise DataError(f"{path}: cannot be read as CSV: {exc}") from exc
 

@@ -97,9 +97,9 @@ def validate_raw(raw: RawBars) -> tuple[RawBars, RawReport]:
             f"{int(raw.timestamps[i - 1])} (previous row), got an earlier one"
         )
     dup = np.flatnonzero(step == 0) + 1
-    dropped = 0
+    dropped: int = 0
     if dup.size:
-        for i in dup:
+        for i in (int(k) for k in dup):
             same = all(getattr(raw, f)[i] == getattr(raw, f)[i - 1] for f in (*OHLC, "volume"))
             if not same:
                 raise DataError(
@@ -108,28 +108,28 @@ def validate_raw(raw: RawBars) -> tuple[RawBars, RawReport]:
                 )
         keep = np.ones(n, dtype=bool)
         keep[dup] = False
-        log.warning("%s: dropped %d exact duplicate rows", raw.path, dup.size)
         dropped = int(dup.size)
+        log.warning("%s: dropped %d exact duplicate rows", raw.path, dropped)
         raw = raw.take(keep)
     for name in OHLC:
         v = getattr(raw, name)
         bad = np.flatnonzero(~np.isfinite(v) | (v <= 0))
         if bad.size:
             i = int(bad[0])
-            raise DataError(f"{raw.where(i)}: {name}={v[i]!r}: expected a finite positive price")
+            raise DataError(f"{raw.where(i)}: {name}={float(v[i])!r}: expected a finite positive price")
     hi_bad = np.flatnonzero(raw.high < np.maximum(raw.open, raw.close))
     if hi_bad.size:
         i = int(hi_bad[0])
         raise DataError(
-            f"{raw.where(i)}: high={raw.high[i]!r}: expected high >= max(open, close) = "
-            f"{max(raw.open[i], raw.close[i])!r}"
+            f"{raw.where(i)}: high={float(raw.high[i])!r}: expected high >= max(open, close) = "
+            f"{float(max(raw.open[i], raw.close[i]))!r}"
         )
     lo_bad = np.flatnonzero(raw.low > np.minimum(raw.open, raw.close))
     if lo_bad.size:
         i = int(lo_bad[0])
         raise DataError(
-            f"{raw.where(i)}: low={raw.low[i]!r}: expected low <= min(open, close) = "
-            f"{min(raw.open[i], raw.close[i])!r}"
+            f"{raw.where(i)}: low={float(raw.low[i])!r}: expected low <= min(open, close) = "
+            f"{float(min(raw.open[i], raw.close[i]))!r}"
         )
     for name in ("volume", "trades"):
         v = getattr(raw, name)
@@ -138,7 +138,7 @@ def validate_raw(raw: RawBars) -> tuple[RawBars, RawReport]:
         bad = np.flatnonzero(~np.isfinite(v) | (v < 0))
         if bad.size:
             i = int(bad[0])
-            raise DataError(f"{raw.where(i)}: {name}={v[i]!r}: expected a finite non-negative number")
+            raise DataError(f"{raw.where(i)}: {name}={float(v[i])!r}: expected a finite non-negative number")
     return raw, RawReport(raw.asset, raw.path, int(raw.timestamps.size), dropped)
 
 
