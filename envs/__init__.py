@@ -15,7 +15,11 @@ from envs.snapshot import PortfolioSnapshot
 ENV_ID = "KrakenSpot-v0"
 
 if ENV_ID not in registry:
-    register(id=ENV_ID, entry_point="envs.kraken_spot:KrakenSpotEnv")
+    register(
+        id=ENV_ID,
+        entry_point="envs.kraken_spot:KrakenSpotEnv",
+        vector_entry_point="envs.vector:KrakenSpotVectorEnv",
+    )
 
 __all__ = [
     "ENV_ID",

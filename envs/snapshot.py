@@ -24,7 +24,7 @@ class PortfolioSnapshot:
     equity: float  # cash + units @ prices
     weights: np.ndarray  # (N,) units * prices / equity
     peak_equity: float  # high-water mark of equity since the episode started
-    tradable: np.ndarray  # (N,) bool: may this asset trade in bar t+1
+    tradable: np.ndarray  # (N,) bool: asset has a live price at bar t (orders may be sent; they fill only if bar t+1 trades)
 
     @property
     def drawdown(self) -> float:

@@ -1,0 +1,220 @@
+"""An exact `Decimal` re-implementation of one account's step, for differential tests (ACC-9).
+
+It reads the same precomputed inputs as `BatchLedger` (prices, spread and volatility
+estimates, lot rules, fee schedule) but does every piece of money arithmetic in exact
+decimal, one asset at a time, with plain Python loops: a second, independent
+implementation of sizing, lot rounding, minimum checks, limit/market fills, the
+participation cap, cash scaling, fees and marking. It is slow and never used in training.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal, localcontext
+
+import numpy as np
+
+from envs.config import EnvConfig
+from envs.execution.arrays import ExecArrays
+from envs.execution.fees import FlatFees, TieredFees
+from envs.execution.ledger import CASH_MARGIN, FEE_WINDOW
+from envs.execution.orders import LotRules
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+PRECISION = 60
+
+
+def dec(x: float) -> Decimal:
+    """Exact decimal value of a float64 (no rounding)."""
+    return Decimal(float(x))
+
+
+@dataclass(frozen=True)
+class RefFill:
+    asset: int
+    side: str
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    liquidity: str
+
+
+class ReferenceLedger:
+    """One account, stepped exactly; mirrors `envs.execution.ledger.BatchLedger` rules."""
+
+    def __init__(
+        self, arrays: ExecArrays, rules: LotRules, fees: FlatFees | TieredFees, config: EnvConfig, start: int
+    ) -> None:
+        self.a, self.cfg, self.fees = arrays, config, fees
+        n = arrays.price.shape[1]
+        self.n = n
+        self.scale = [10 ** int(d) for d in rules.lot_decimals]
+        self.ordermin = [dec(x) for x in rules.ordermin]
+        self.costmin = [dec(x) for x in rules.costmin]
+        self.t = start
+        self.cash = dec(config.initial_cash)
+        self.units = [ZERO] * n
+        self.pend = [ZERO] * n
+        self.pend_px = [ZERO] * n
+        self.age = [0] * n
+        self.equity = self.cash
+        self.peak = self.cash
+        self.fees_paid = ZERO
+        self.history: deque[Decimal] = deque([ZERO] * FEE_WINDOW, maxlen=FEE_WINDOW)
+
+    def _floor(self, x: Decimal, i: int) -> Decimal:
+        s = self.scale[i]
+        return (x * s).to_integral_value(rounding=ROUND_FLOOR) / s
+
+    def _rates(self) -> tuple[Decimal, Decimal]:
+        if isinstance(self.fees, FlatFees):
+            return dec(self.fees.maker), dec(self.fees.taker)
+        volume = dec(self.cfg.fee_volume_30d) + sum(self.history, ZERO)
+        tier = 0
+        for k, threshold in enumerate(self.fees.thresholds):
+            if volume >= dec(threshold):
+                tier = k
+        return dec(self.fees.maker_rates[tier]), dec(self.fees.taker_rates[tier])
+
+    def step(self, target: np.ndarray | None) -> list[RefFill]:
+        """One bar; ``target`` is the (N,) weight vector, or None to keep current weights."""
+        with localcontext() as ctx:
+            ctx.prec = PRECISION
+            return self._step(target)
+
+    def _step(self, target: np.ndarray | None) -> list[RefFill]:
+        a, cfg = self.a, self.cfg
+        t, u = self.t, self.t + 1
+        maker, taker = self._rates()
+        if target is not None:
+            for i in range(self.n):
+                self._new_order(i, dec(target[i]), t)
+        fills: list[RefFill] = []
+        buy = [p > 0 for p in self.pend]
+        qty = [abs(p) for p in self.pend]
+        ok = [bool(a.exec_ok[u, i]) for i in range(self.n)]
+        cap = [dec(a.capacity[u, i]) if np.isfinite(a.capacity[u, i]) else None for i in range(self.n)]
+        q_a = [ZERO] * self.n
+        px_a = [ZERO] * self.n
+        for i in range(self.n):
+            if qty[i] <= 0 or not ok[i]:
+                continue
+            if cfg.order_type == "limit":
+                hit = dec(a.low[u, i]) < self.pend_px[i] if buy[i] else dec(a.high[u, i]) > self.pend_px[i]
+                if not hit:
+                    continue
+                px_a[i] = self.pend_px[i]
+            else:
+                px_a[i] = dec(a.open[u, i])
+            c = cap[i]
+            q_a[i] = self._floor(qty[i] if c is None else min(qty[i], c), i)
+        limit = cfg.order_type == "limit"
+        done_a = self._fill(q_a, px_a, buy, maker if limit else taker, not limit, t, u, "maker" if limit else "taker")
+        fills += done_a[0]
+        filled = done_a[1]
+        remaining = [qty[i] - filled[i] for i in range(self.n)]
+        if limit:
+            expire = [self.age[i] + 1 >= cfg.limit_ttl_bars for i in range(self.n)]
+            if cfg.limit_fallback == "market":
+                q_b = [ZERO] * self.n
+                px_b = [dec(a.close[u, i]) if ok[i] else ZERO for i in range(self.n)]
+                for i in range(self.n):
+                    if expire[i] and ok[i] and remaining[i] > 0:
+                        c = cap[i]
+                        room = remaining[i] if c is None else min(remaining[i], max(c - filled[i], ZERO))
+                        q_b[i] = self._floor(room, i)
+                done_b = self._fill(q_b, px_b, buy, taker, True, t, u, "taker")
+                fills += done_b[0]
+                remaining = [remaining[i] - done_b[1][i] for i in range(self.n)]
+            for i in range(self.n):
+                if not expire[i] and remaining[i] > 0:
+                    self.pend[i] = remaining[i] if buy[i] else -remaining[i]
+                    self.age[i] += 1
+                else:
+                    self.pend[i] = ZERO
+                    self.age[i] = 0
+        else:
+            self.pend = [ZERO] * self.n
+        traded = sum((f.qty * f.price for f in fills), ZERO)
+        self.history.append(traded)
+        self.equity = self.cash + sum((self.units[i] * dec(a.mark[u, i]) for i in range(self.n)), ZERO)
+        self.peak = max(self.peak, self.equity)
+        self.t = u
+        return fills
+
+    def _new_order(self, i: int, w: Decimal, t: int) -> None:
+        a, cfg = self.a, self.cfg
+        self.pend[i], self.age[i] = ZERO, 0
+        if not a.tradable[t, i]:
+            return
+        price = dec(a.price[t, i])
+        delta = w * self.equity / price - self.units[i]
+        if abs(delta) * price <= dec(cfg.min_order_fraction) * self.equity:
+            return
+        if delta < 0:
+            q = self.units[i] if w <= 0 else min(self._floor(-delta, i), self.units[i])
+        else:
+            q = self._floor(delta, i)
+        if q <= 0 or q < self.ordermin[i] or q * price < self.costmin[i]:
+            return
+        self.pend[i] = q if delta > 0 else -q
+        off = dec(a.limit_offset[t, i])
+        self.pend_px[i] = price * (ONE - off) if delta > 0 else price * (ONE + off)
+
+    def _fill(
+        self,
+        q: list[Decimal],
+        px: list[Decimal],
+        buy: list[bool],
+        rate: Decimal,
+        market: bool,
+        t: int,
+        u: int,
+        liquidity: str,
+    ) -> tuple[list[RefFill], list[Decimal]]:
+        a, cfg = self.a, self.cfg
+        price = list(px)
+        if market:
+            for i in range(self.n):
+                if q[i] > 0:
+                    ref = px[i]
+                    dv = dec(a.dollar_volume[u, i])
+                    cap = dec(cfg.max_slippage)
+                    if dv > 0:
+                        impact = dec(cfg.impact_k) * dec(a.sigma[t, i]) * (q[i] * ref / dv).sqrt()
+                    else:
+                        impact = cap
+                    rate_s = min(dec(a.half_spread[t, i]) + impact, cap)
+                    price[i] = ref * (ONE + rate_s) if buy[i] else ref * (ONE - rate_s)
+        fills: list[RefFill] = []
+        done = [ZERO] * self.n
+        for i in range(self.n):
+            if not buy[i] and q[i] > 0:
+                s = min(q[i], self.units[i])
+                if s > 0:
+                    notional = s * price[i]
+                    fee = notional * rate
+                    self.cash += notional - fee
+                    self.units[i] -= s
+                    self.fees_paid += fee
+                    done[i] = s
+                    fills.append(RefFill(i, "sell", s, price[i], fee, liquidity))
+        budget = self.cash * (ONE - dec(CASH_MARGIN))
+        total = sum((q[i] * price[i] * (ONE + rate) for i in range(self.n) if buy[i]), ZERO)
+        scale = budget / total if total > budget else None
+        for i in range(self.n):
+            if not buy[i] or q[i] <= 0:
+                continue
+            b = q[i] if scale is None else self._floor(q[i] * scale, i)
+            if scale is not None and (b <= 0 or b < self.ordermin[i] or b * price[i] < self.costmin[i]):
+                continue
+            notional = b * price[i]
+            fee = notional * rate
+            self.cash -= notional + fee
+            self.units[i] += b
+            self.fees_paid += fee
+            done[i] = b
+            fills.append(RefFill(i, "buy", b, price[i], fee, liquidity))
+        return fills, done

@@ -1,0 +1,145 @@
+"""Benchmark the KrakenSpot env: single-env and vectorised steps/s, SB3 PPO training throughput.
+
+    python scripts/bench.py                      # defaults in conf/bench.yaml
+    python scripts/bench.py vector_envs=256 ppo_timesteps=0 env=market_orders
+
+Prints a table and the top functions of a cProfile run, writes ``bench.json`` to the Hydra
+output folder and prints ``outputs: <folder>`` last.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import json
+import logging
+import pstats
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from envs.config import EnvConfig
+from envs.data.market import MarketData
+from envs.data.synthetic import generate_synthetic_market
+from envs.kraken_spot import KrakenSpotEnv
+from envs.vector import KrakenSpotVectorEnv
+
+log = logging.getLogger(__name__)
+
+
+def bench_single(market: MarketData, config: EnvConfig, steps: int, seed: int) -> float:
+    env = KrakenSpotEnv(market, config)
+    actions = np.random.default_rng(seed).uniform(-1, 1, size=(steps, env.n_assets + 1)).astype(np.float32)
+    env.reset(seed=seed)
+    t0 = time.perf_counter()
+    for a in actions:
+        _, _, terminated, truncated, _ = env.step(a)
+        if terminated or truncated:
+            env.reset()
+    return steps / (time.perf_counter() - t0)
+
+
+def bench_cartpole(steps: int, seed: int) -> float:
+    """Gymnasium's CartPole-v1 (unwrapped) on the same machine: a yardstick for machine load."""
+    import gymnasium as gym
+
+    env = gym.make("CartPole-v1").unwrapped
+    env.reset(seed=seed)
+    t0 = time.perf_counter()
+    for k in range(steps):
+        _, _, terminated, _, _ = env.step(k % 2)
+        if terminated:
+            env.reset()
+    return steps / (time.perf_counter() - t0)
+
+
+def bench_vector(market: MarketData, config: EnvConfig, n_envs: int, steps: int, seed: int) -> float:
+    venv = KrakenSpotVectorEnv(n_envs, market=market, config=config)
+    rng = np.random.default_rng(seed)
+    actions = rng.uniform(-1, 1, size=(steps, n_envs, market.n_assets + 1)).astype(np.float32)
+    venv.reset(seed=seed)
+    t0 = time.perf_counter()
+    for a in actions:
+        venv.step(a)
+    return steps * n_envs / (time.perf_counter() - t0)
+
+
+def bench_ppo(market: MarketData, config: EnvConfig, timesteps: int, n_steps: int, seed: int) -> float:
+    import torch
+    from stable_baselines3 import PPO
+
+    torch.set_num_threads(1)
+    env = KrakenSpotEnv(market, config)
+    model = PPO("MultiInputPolicy", env, n_steps=n_steps, batch_size=min(128, n_steps), n_epochs=4,
+                seed=seed, device="cpu", verbose=0)
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=timesteps, progress_bar=False)
+    return timesteps / (time.perf_counter() - t0)
+
+
+def profile_single(market: MarketData, config: EnvConfig, steps: int, seed: int) -> list[dict[str, Any]]:
+    """cProfile of the single-env step loop: top functions by own time, as table rows."""
+    env = KrakenSpotEnv(market, config)
+    actions = np.random.default_rng(seed).uniform(-1, 1, size=(steps, env.n_assets + 1)).astype(np.float32)
+    env.reset(seed=seed)
+    prof = cProfile.Profile()
+    prof.enable()
+    for a in actions:
+        _, _, terminated, truncated, _ = env.step(a)
+        if terminated or truncated:
+            env.reset()
+    prof.disable()
+    stats = pstats.Stats(prof, stream=io.StringIO())
+    total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
+    rows = []
+    for (file, line, fn), (_, ncalls, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        rows.append({"function": f"{Path(file).name}:{line}:{fn}", "calls": ncalls, "own_s": tottime,
+                     "share": tottime / total if total else 0.0})
+    return sorted(rows, key=lambda r: -r["own_s"])[:12]
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    env_cfg = EnvConfig.from_mapping(OmegaConf.to_container(cfg.env, resolve=True))  # type: ignore[arg-type]
+    market = generate_synthetic_market(n_bars=int(cfg.market.n_bars), seed=int(cfg.market.seed))
+    seed = int(cfg.seed)
+    results: dict[str, Any] = {"n_assets": market.n_assets, "env": OmegaConf.to_container(cfg.env, resolve=True)}
+    results["cartpole_steps_per_s"] = bench_cartpole(int(cfg.single_steps), seed)
+    results["single_steps_per_s"] = bench_single(market, env_cfg, int(cfg.single_steps), seed)
+    results["vector_envs"] = int(cfg.vector_envs)
+    results["vector_env_steps_per_s"] = bench_vector(market, env_cfg, int(cfg.vector_envs), int(cfg.vector_steps), seed)
+    if int(cfg.ppo_timesteps) > 0:
+        results["ppo_timesteps_per_s"] = bench_ppo(market, env_cfg, int(cfg.ppo_timesteps), int(cfg.ppo_n_steps), seed)
+    if bool(cfg.profile):
+        results["profile_top"] = profile_single(market, env_cfg, min(int(cfg.single_steps), 5000), seed)
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    (out_dir / "bench.json").write_text(json.dumps(results, indent=2))
+    lines = [
+        f"{'measure':<42}{'value':>14}",
+        f"{'CartPole-v1 steps/s (machine yardstick)':<42}{results['cartpole_steps_per_s']:>14,.0f}",
+        f"{'single env steps/s (' + str(market.n_assets) + ' assets)':<42}{results['single_steps_per_s']:>14,.0f}",
+        f"{f'vector env-steps/s ({cfg.vector_envs} envs)':<42}{results['vector_env_steps_per_s']:>14,.0f}",
+    ]
+    if "ppo_timesteps_per_s" in results:
+        lines.append(f"{'SB3 PPO timesteps/s (CPU, 1 thread)':<42}{results['ppo_timesteps_per_s']:>14,.0f}")
+    for row in results.get("profile_top", []):
+        lines.append(f"  {row['function'][:58]:<58}{row['share']:>7.1%}")
+    print("\n".join(lines))
+    print(f"outputs: {out_dir}")
+    return results
+
+
+@hydra.main(config_path="../conf", config_name="bench", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

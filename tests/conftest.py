@@ -1,0 +1,112 @@
+"""Shared fixtures: the real-data folder and a tiny hand-built market.
+
+`shared_data` is ``<repo>/../shared/data`` (CI clones the repo with ``shared/`` beside it).
+`tiny_market` is a session-scoped factory (safe inside hypothesis tests) around
+`make_tiny_market`: pass explicit price arrays for hand-computed scenarios, or only a
+seed for a random-walk market.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from envs.data.market import HOUR, MarketData, PairInfo
+
+SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+T0 = 1_700_000_000 // HOUR * HOUR  # 2023-11-14 22:00 UTC
+
+
+def pair_info(asset: str, lot_decimals: int = 8, ordermin: float = 0.0001, costmin: float = 0.5) -> PairInfo:
+    """A Kraken-like USD pair rule for ``asset``."""
+    return PairInfo(
+        asset=asset,
+        altname=f"{asset}USD",
+        rest_name=f"X{asset}ZUSD",
+        wsname=f"{asset}/USD",
+        base=f"X{asset}",
+        quote="ZUSD",
+        price_decimals=2,
+        lot_decimals=lot_decimals,
+        ordermin=ordermin,
+        costmin=costmin,
+        tick_size=0.01,
+    )
+
+
+def make_tiny_market(
+    close: np.ndarray | None = None,
+    *,
+    n_bars: int = 60,
+    assets: Sequence[str] = ("BTC", "ETH"),
+    seed: int = 0,
+    open: np.ndarray | None = None,
+    high: np.ndarray | None = None,
+    low: np.ndarray | None = None,
+    volume: np.ndarray | None = None,
+    tradable: np.ndarray | None = None,
+    spread: np.ndarray | None = None,
+    pairs: dict[str, PairInfo] | None = None,
+    vol: float = 0.01,
+) -> MarketData:
+    """A small MarketData: given arrays are used as they are, missing ones are generated.
+
+    Without ``close`` the prices are a seeded log random walk (hourly vol ``vol``) starting
+    at 100 × (i + 1); open = previous close; high/low wrap open and close by a random
+    margin; volume is large (1e6 units) so the participation cap rarely binds.
+    ``pairs=None`` gives every asset `pair_info(asset)`; pass ``{}`` for none.
+    """
+    rng = np.random.default_rng(seed)
+    if close is None:
+        n = len(assets)
+        steps = rng.normal(0.0, vol, size=(n_bars, n))
+        close = 100.0 * (np.arange(n) + 1.0) * np.exp(np.cumsum(steps, axis=0))
+    close = np.asarray(close, dtype=np.float64)
+    if close.ndim == 1:
+        close = close[:, None]
+    T, N = close.shape
+    assets = tuple(assets)[:N] if len(assets) >= N else tuple(f"A{i}" for i in range(N))
+    if open is None:
+        open = np.vstack([close[:1], close[:-1]])
+    if high is None:
+        high = np.maximum(open, close) * (1.0 + rng.uniform(0.0, 2 * vol, size=(T, N)))
+    if low is None:
+        low = np.minimum(open, close) * (1.0 - rng.uniform(0.0, 2 * vol, size=(T, N)))
+    if volume is None:
+        volume = np.full((T, N), 1e6)
+    if tradable is None:
+        tradable = np.isfinite(close)
+    return MarketData(
+        assets=assets,
+        timestamps=T0 + HOUR * np.arange(T, dtype=np.int64),
+        open=np.asarray(open, dtype=np.float64),
+        high=np.asarray(high, dtype=np.float64),
+        low=np.asarray(low, dtype=np.float64),
+        close=close,
+        volume=np.asarray(volume, dtype=np.float64),
+        tradable=np.asarray(tradable, dtype=bool),
+        filled=np.zeros((T, N), dtype=bool),
+        spread=None if spread is None else np.asarray(spread, dtype=np.float64),
+        pairs={a: pair_info(a) for a in assets} if pairs is None else pairs,
+        source="tiny",
+    )
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``<repo>/../shared/data``: the real market data used by integration tests."""
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_market() -> Callable[..., MarketData]:
+    """Factory: ``tiny_market(close=None, **kwargs) -> MarketData`` (see `make_tiny_market`)."""
+
+    def factory(*args: Any, **kwargs: Any) -> MarketData:
+        return make_tiny_market(*args, **kwargs)
+
+    return factory
