@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from risk.clusters import ClusterSchedule
 from risk.kill_switch import TRIGGERS, KillSwitch, MarketSignals, ReactivationRefused, TriggerHit
-from risk.ladder import LEVEL_NAMES, DrawdownLadder, ladder_level
+from risk.ladder import LEVEL_NAMES, DrawdownLadder, ladder_level, ladder_level_of
 from risk.limits import HARD_CAPS, PRESETS, SPEC_A, SPEC_B, Bound, RiskLimits
 from risk.projection import RULE_ORDER, Intervention, RiskDecision, RiskProjector
 from risk.report import intervention_counts, intervention_table
@@ -40,5 +40,6 @@ __all__ = [
     "intervention_counts",
     "intervention_table",
     "ladder_level",
+    "ladder_level_of",
     "make_risk_wrapped",
 ]

@@ -1,0 +1,248 @@
+"""Kill switch: market-stress and data-integrity triggers, latched until a person reactivates.
+
+Triggers (reason codes), evaluated at each decision for the assets in scope (held now or
+proposed above zero):
+
+- ``spread_anomaly``: relative spread of bar t > ``spread_multiple`` x the median of the
+  previous ``spread_window`` bars (floored at ``spread_floor``). The market's spread
+  column is used when present, else a Corwin-Schultz estimate (trailing
+  ``spread_estimate_window`` bars; on 2019-2022 Kraken hourly data the defaults fire on
+  about 4 days a year, e.g. 2020-03-12/13).
+- ``volatility_spike``: |log return of bar t| > ``vol_multiple`` x the standard deviation
+  of the previous ``vol_window`` returns.
+- ``data_integrity``: the asset has a NaN close at t while tradable or held, the snapshot
+  is not finite or not aligned with the market, a held asset has had no real bar for more
+  than ``max_stale_hours`` hours, or |log return| > ``max_price_jump``.
+- ``exchange_down``: reported by paper trading through `KillSwitch.report_exchange_down`.
+
+While engaged no position may grow (exits allowed). The switch never resets itself: only
+`KillSwitch.reactivate` (operator and reason, audited) clears it, and it refuses while any
+trigger is still active. State round-trips through `to_dict` / `from_dict`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from envs.data.indicators import corwin_schultz_spread, log_returns
+from envs.data.market import MarketData
+from envs.errors import KrakenRLError
+from risk.limits import RiskLimits
+
+log = logging.getLogger(__name__)
+
+TRIGGERS = ("spread_anomaly", "volatility_spike", "data_integrity", "exchange_down")
+
+
+class ReactivationRefused(KrakenRLError):
+    """A reactivation was asked for while a trigger is active, or without operator/reason."""
+
+
+@dataclass(frozen=True)
+class TriggerHit:
+    """One trigger firing on one asset (or the whole account when ``asset`` is None)."""
+
+    reason: str  # one of TRIGGERS
+    asset: str | None
+    value: float  # the measured value (spread, |return| / sigma, hours stale, ...)
+    threshold: float
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "asset": self.asset,
+            "value": self.value,
+            "threshold": self.threshold,
+            "detail": self.detail,
+        }
+
+
+class MarketSignals:
+    """Per-bar trigger inputs precomputed once per market (causal: row t uses bars <= t)."""
+
+    def __init__(self, market: MarketData, limits: RiskLimits) -> None:
+        self.market = market
+        close = market.close
+        if market.spread is not None:
+            spread = market.spread.astype(np.float64)
+        else:
+            spread = corwin_schultz_spread(market, window=limits.spread_estimate_window)
+        prev_median = pd.DataFrame(spread).rolling(limits.spread_window, min_periods=24).median().shift(1)
+        self.spread = spread
+        self.spread_ref = np.fmax(prev_median.to_numpy(), limits.spread_floor)
+        rets = log_returns(close)
+        self.abs_ret = np.abs(rets)
+        sigma = pd.DataFrame(rets).rolling(limits.vol_window, min_periods=24).std().shift(1)
+        self.sigma = sigma.to_numpy()
+        # hours since the last real (tradable, not gap-filled) bar, counting bar t itself
+        real = market.tradable & ~market.filled & np.isfinite(close)
+        self.stale_hours = _hours_since_real(real)
+        self.listed = np.isfinite(close)
+        # fast path for the step loop: (T, N) "something fires here" flags
+        with np.errstate(invalid="ignore"):
+            market_hit = (
+                (self.abs_ret > limits.max_price_jump)
+                | ((self.sigma > 0) & (self.abs_ret > limits.vol_multiple * self.sigma))
+                | (self.spread > limits.spread_multiple * self.spread_ref)
+            )
+        self._any_flag = np.where(self.listed, market_hit, market.tradable)
+        self._held_flag = ~self.listed | (self.stale_hours > limits.max_stale_hours)
+
+    def hits(self, t: int, scope: np.ndarray, held: np.ndarray, limits: RiskLimits) -> list[TriggerHit]:
+        """Triggers firing at bar t for assets in ``scope`` (bool (N,)); ``held`` for staleness."""
+        out: list[TriggerHit] = []
+        if not (self._any_flag[t] & scope).any() and not (self._held_flag[t] & scope & held).any():
+            return out
+        names = self.market.assets
+        for i in np.flatnonzero(scope):
+            name = names[i]
+            listed = bool(self.listed[t, i])
+            if not listed:
+                if held[i] or bool(self.market.tradable[t, i]):
+                    out.append(TriggerHit("data_integrity", name, float("nan"), 0.0, "NaN close"))
+                continue
+            if held[i] and self.stale_hours[t, i] > limits.max_stale_hours:
+                out.append(
+                    TriggerHit(
+                        "data_integrity",
+                        name,
+                        float(self.stale_hours[t, i]),
+                        float(limits.max_stale_hours),
+                        "stale: hours without a real bar",
+                    )
+                )
+            r = self.abs_ret[t, i]
+            if np.isfinite(r) and r > limits.max_price_jump:
+                out.append(TriggerHit("data_integrity", name, float(r), limits.max_price_jump, "price jump"))
+            sig = self.sigma[t, i]
+            if np.isfinite(r) and np.isfinite(sig) and sig > 0 and r > limits.vol_multiple * sig:
+                out.append(TriggerHit("volatility_spike", name, float(r / sig), limits.vol_multiple, "|return|/sigma"))
+            s, ref = self.spread[t, i], self.spread_ref[t, i]
+            if np.isfinite(s) and np.isfinite(ref) and s > limits.spread_multiple * ref:
+                out.append(TriggerHit("spread_anomaly", name, float(s / ref), limits.spread_multiple, "spread/median"))
+        return out
+
+
+def _hours_since_real(real: np.ndarray) -> np.ndarray:
+    """(T, N) count of consecutive bars up to t without a real bar (0 if bar t is real)."""
+    out = np.zeros(real.shape, dtype=np.int64)
+    run = np.zeros(real.shape[1], dtype=np.int64)
+    for t in range(real.shape[0]):
+        run = np.where(real[t], 0, run + 1)
+        out[t] = run
+    return out
+
+
+@dataclass
+class KillSwitch:
+    """Latched kill-switch state for one account (serialisable for paper trading)."""
+
+    engaged: bool = False
+    active: list[TriggerHit] = field(default_factory=list)  # triggers at the last evaluation
+    engaged_by: list[TriggerHit] = field(default_factory=list)  # triggers of the engagement
+    engaged_at: int | None = None  # timestamp of the engagement
+    exchange_down: str | None = None  # reason while the exchange is reported down
+    audit: list[dict[str, Any]] = field(default_factory=list)
+
+    def update(self, hits: list[TriggerHit], timestamp: int) -> bool:
+        """Record this evaluation's triggers; engage (one event) if any. True if newly engaged."""
+        if self.exchange_down is not None:
+            hits = [*hits, TriggerHit("exchange_down", None, 1.0, 0.0, self.exchange_down)]
+        self.active = hits
+        if hits and not self.engaged:
+            self.engaged = True
+            self.engaged_by = list(hits)
+            self.engaged_at = int(timestamp)
+            reasons = sorted({h.reason for h in hits})
+            self.audit.append(
+                {
+                    "event": "engaged",
+                    "timestamp": int(timestamp),
+                    "reasons": reasons,
+                    "triggers": [h.to_dict() for h in hits],
+                }
+            )
+            log.warning("kill switch engaged at %s: %s", timestamp, reasons)
+            return True
+        return False
+
+    def report_exchange_down(self, reason: str, timestamp: int | None = None) -> None:
+        """Paper trading: the exchange is unreachable or in maintenance; engages now."""
+        self.exchange_down = reason or "exchange down"
+        self.update(list(self.active), int(timestamp or 0))
+
+    def report_exchange_up(self) -> None:
+        """The exchange is back; this clears the condition, not the switch."""
+        self.exchange_down = None
+        self.active = [h for h in self.active if h.reason != "exchange_down"]
+
+    def reactivate(self, operator: str, reason: str, timestamp: int | None = None) -> None:
+        """Manual, audited reactivation; refused while any trigger is still active."""
+        if not operator or not reason:
+            self.audit.append(
+                {
+                    "event": "reactivation_refused",
+                    "operator": operator,
+                    "reason": reason,
+                    "timestamp": timestamp,
+                    "active": ["missing operator or reason"],
+                }
+            )
+            raise ReactivationRefused(
+                f"reactivate: expected a non-empty operator and reason, got {operator!r}, {reason!r}"
+            )
+        if self.exchange_down is not None or self.active:
+            still = sorted({h.reason for h in self.active} | ({"exchange_down"} if self.exchange_down else set()))
+            self.audit.append(
+                {
+                    "event": "reactivation_refused",
+                    "operator": operator,
+                    "reason": reason,
+                    "timestamp": timestamp,
+                    "active": still,
+                }
+            )
+            raise ReactivationRefused(f"reactivate: refused, trigger(s) still active: {still}")
+        self.audit.append(
+            {
+                "event": "reactivated",
+                "operator": operator,
+                "reason": reason,
+                "timestamp": timestamp,
+                "was_engaged": self.engaged,
+            }
+        )
+        self.engaged = False
+        self.engaged_by = []
+        self.engaged_at = None
+
+    @property
+    def reasons(self) -> list[str]:
+        return sorted({h.reason for h in self.engaged_by})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "engaged": self.engaged,
+            "active": [h.to_dict() for h in self.active],
+            "engaged_by": [h.to_dict() for h in self.engaged_by],
+            "engaged_at": self.engaged_at,
+            "exchange_down": self.exchange_down,
+            "audit": [dict(a) for a in self.audit],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> KillSwitch:
+        return cls(
+            engaged=bool(d["engaged"]),
+            active=[TriggerHit(**h) for h in d.get("active", [])],
+            engaged_by=[TriggerHit(**h) for h in d.get("engaged_by", [])],
+            engaged_at=d.get("engaged_at"),
+            exchange_down=d.get("exchange_down"),
+            audit=[dict(a) for a in d.get("audit", [])],
+        )

@@ -1,0 +1,204 @@
+"""Gymnasium wrappers that put the risk projection between the policy and the env.
+
+`RiskWrapper` is always the outermost wrapper. Every ``step(action)``:
+
+1. reads the account through ``env.unwrapped.snapshot()`` (read-only `PortfolioSnapshot`);
+2. turns the action into proposed target weights with ``env.unwrapped.action_to_weights``
+   (an action of the wrong shape or with NaN/inf is not converted: the current weights are
+   held, RISK-6; values outside [-1, 1] are clipped first, with a recorded reason);
+3. projects them with `RiskProjector.project` and executes the result, passed back as an
+   action through ``env.unwrapped.weights_to_action``;
+4. writes ``info["risk"]`` (`RiskDecision.to_info`: proposed, executed, interventions with
+   amounts, ladder level, drawdown, kill-switch state and triggers, halt) and, on halt,
+   sets ``terminated=True`` with ``info["termination_reason"] = "halt"``.
+
+Episode boundaries: with ``new_account_on_reset=True`` (the default, for training and
+evaluation: a new episode is a new account) ``reset`` restarts the high-water mark and
+clears the kill switch and halt latch. With ``False`` (a persistent account, as in paper
+trading) they survive ``reset`` and only the explicit, audited calls clear them
+(`KillSwitch.reactivate`, `DrawdownLadder.reset`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import VectorEnv, VectorWrapper
+
+from risk.limits import SPEC_A, RiskLimits
+from risk.projection import Intervention, RiskDecision, RiskProjector
+
+
+def action_to_proposal(base: Any, action: Any, current: np.ndarray) -> tuple[np.ndarray, Intervention | None]:
+    """Proposed weights from an env action, sanitised before the env's own conversion."""
+    n = int(base.n_assets)
+    try:
+        a = np.array(action, dtype=np.float64)
+    except (TypeError, ValueError):
+        return current.copy(), Intervention("sanitise", (), 0.0, "action not numeric: held current weights")
+    if a.shape != (n + 1,):
+        return current.copy(), Intervention(
+            "sanitise", (), 0.0, f"action shape: expected ({n + 1},), got {a.shape}: held current weights"
+        )
+    if not np.all(np.isfinite(a)):
+        return current.copy(), Intervention("sanitise", (), 0.0, "NaN/inf in action: held current weights")
+    note = None
+    if np.any(np.abs(a) > 1.0):
+        clipped = np.clip(a, -1.0, 1.0)
+        note = Intervention("sanitise", (), float(np.abs(a - clipped).sum()), "action clipped to [-1, 1]")
+        a = clipped
+    return np.asarray(base.action_to_weights(a), dtype=np.float64), note
+
+
+def _info(decision: RiskDecision, pre: Intervention | None, action: Any) -> dict[str, Any]:
+    info = decision.to_info()
+    if pre is not None:
+        info["interventions"].insert(0, pre.to_dict())
+    info["action"] = action
+    return info
+
+
+class RiskWrapper(gym.Wrapper):
+    """Applies `RiskProjector` to every action of a KrakenSpot env (see the module docstring)."""
+
+    def __init__(
+        self,
+        env: gym.Env,
+        limits: RiskLimits = SPEC_A,
+        *,
+        projector: RiskProjector | None = None,
+        new_account_on_reset: bool = True,
+    ) -> None:
+        super().__init__(env)
+        base = env.unwrapped
+        self.projector = projector if projector is not None else RiskProjector(limits, base.market)  # type: ignore[attr-defined]
+        self.new_account_on_reset = new_account_on_reset
+        self.last_decision: RiskDecision | None = None
+
+    @property
+    def limits(self) -> RiskLimits:
+        return self.projector.limits
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        base = self.env.unwrapped
+        if base.market is not self.projector.market:  # type: ignore[attr-defined]
+            self.projector.set_market(base.market)  # type: ignore[attr-defined]
+        if self.new_account_on_reset:
+            self.projector.reset_state()
+        self.last_decision = None
+        info["risk"] = {
+            "kill_switch": {"engaged": self.projector.kill_switch.engaged},
+            "halt": self.projector.ladder.halted,
+        }
+        return obs, info
+
+    def decide(self, action: Any) -> tuple[RiskDecision, Intervention | None]:
+        """The decision for ``action`` at the current state, without stepping the env."""
+        base = self.env.unwrapped
+        snap = base.snapshot()  # type: ignore[attr-defined]
+        proposal, pre = action_to_proposal(base, action, np.asarray(snap.weights, dtype=np.float64))
+        return self.projector.project(snap, proposal), pre
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        decision, pre = self.decide(action)
+        base = self.env.unwrapped
+        obs, reward, terminated, truncated, info = self.env.step(base.weights_to_action(decision.target))  # type: ignore[attr-defined]
+        info["risk"] = _info(decision, pre, action)
+        if decision.halted:
+            terminated = True
+            info["termination_reason"] = "halt"
+        self.last_decision = decision
+        return obs, reward, terminated, truncated, info
+
+
+class RiskVectorWrapper(VectorWrapper):
+    """The same projection per sub-env of a vectorised KrakenSpot env (one account each).
+
+    The vector env must expose ``snapshot(i)``, ``market``, ``n_assets`` and batched
+    ``action_to_weights`` / ``weights_to_action`` (`envs.vector.KrakenSpotVectorEnv`).
+    Autoreset is gymnasium's ``NEXT_STEP``: the step after a sub-env's episode ended resets
+    it and ignores its action; the wrapper then starts a new account for that sub-env
+    (``infos["risk"][i]`` is ``{"autoreset": True}``). On halt the wrapper reports
+    ``terminated`` and asks the env to end that sub-env's episode (``end_episodes(mask)``)
+    so that it is reset at the next step. ``infos["risk"]`` is a list of per-sub-env dicts.
+    """
+
+    def __init__(self, env: VectorEnv, limits: RiskLimits = SPEC_A) -> None:
+        super().__init__(env)
+        base = env.unwrapped
+        proto = RiskProjector(limits, base.market)  # type: ignore[attr-defined]
+        self.projectors: list[RiskProjector] = [proto]
+        for _ in range(1, env.num_envs):  # share the precomputed market inputs, not the account state
+            p = RiskProjector.__new__(RiskProjector)
+            p.__dict__.update(proto.__dict__)
+            p.reset_state()
+            self.projectors.append(p)
+        self._ended = np.zeros(env.num_envs, dtype=bool)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        obs, infos = self.env.reset(seed=seed, options=options)
+        for p in self.projectors:
+            p.reset_state()
+        self._ended[:] = False
+        return obs, infos
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        base = self.env.unwrapped
+        n, k = self.num_envs, int(base.n_assets)  # type: ignore[attr-defined]
+        acts = np.array(actions, dtype=np.float64, copy=True)
+        if acts.shape != (n, k + 1):
+            raise ValueError(f"actions: expected shape {(n, k + 1)}, got {acts.shape}")
+        finite = np.all(np.isfinite(acts), axis=1)
+        proposals = np.asarray(base.action_to_weights(np.where(finite[:, None], np.clip(acts, -1, 1), 0.0)))  # type: ignore[attr-defined]
+        targets = np.zeros((n, k))
+        risk: list[dict[str, Any]] = []
+        halted = np.zeros(n, dtype=bool)
+        for i in range(n):
+            snap = base.snapshot(i)  # type: ignore[attr-defined]
+            current = np.asarray(snap.weights, dtype=np.float64)
+            if self._ended[i]:  # the env resets this sub-env now and ignores its action
+                targets[i] = current
+                risk.append({"autoreset": True})
+                continue
+            pre = None
+            if not finite[i]:
+                prop, pre = current.copy(), Intervention("sanitise", (), 0.0, "NaN/inf in action: held current weights")
+            else:
+                prop = proposals[i]
+                if np.any(np.abs(acts[i]) > 1.0):
+                    clipped = float(np.abs(acts[i] - np.clip(acts[i], -1, 1)).sum())
+                    pre = Intervention("sanitise", (), clipped, "action clipped to [-1, 1]")
+            d = self.projectors[i].project(snap, prop)
+            targets[i] = d.target
+            halted[i] = d.halted
+            risk.append(_info(d, pre, acts[i]))
+        obs, rewards, terms, truncs, infos = self.env.step(base.weights_to_action(targets))  # type: ignore[attr-defined]
+        for j in np.flatnonzero(self._ended):
+            self.projectors[int(j)].reset_state()
+        terms = np.array(terms, dtype=bool, copy=True)
+        reasons = np.array([""] * n, dtype=object)
+        if np.any(halted):
+            terms |= halted
+            reasons[halted] = "halt"
+            self._end_episodes(base, halted)
+        infos = dict(infos)
+        infos["risk"] = risk
+        infos["termination_reason"] = reasons
+        self._ended = terms | np.asarray(truncs, dtype=bool)
+        return obs, rewards, terms, truncs, infos
+
+    @staticmethod
+    def _end_episodes(base: Any, mask: np.ndarray) -> None:
+        hook = getattr(base, "end_episodes", None)
+        if hook is not None:
+            hook(mask)
+        else:  # KrakenSpotVectorEnv without the hook: its NEXT_STEP autoreset flag
+            base._prev_done = np.asarray(base._prev_done, dtype=bool) | mask
+
+
+def make_risk_wrapped(env: gym.Env, limits: RiskLimits = SPEC_A, **kwargs: Any) -> RiskWrapper:
+    """Wrap ``env`` with the risk layer as its outermost wrapper."""
+    return RiskWrapper(env, limits, **kwargs)

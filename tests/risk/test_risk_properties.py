@@ -1,0 +1,287 @@
+"""Property tests of the projection over random markets, accounts, limits and proposals.
+
+Post-conditions of TEST_PLAN section 2, checked by code written independently of
+`RiskProjector.violation`: RISK-1/2 (every limit in force holds, exposure = weight at
+current prices), RISK-5 (never above the proposal; idempotent; tightening never raises
+total exposure), RISK-6 (malformed proposals are held, never raise), halt = flat,
+kill switch engaged = no position grows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import lru_cache
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from envs.data.indicators import atr
+from envs.data.market import HOUR, MarketData
+from envs.snapshot import PortfolioSnapshot
+from risk import SPEC_A, RiskDecision, RiskLimits, RiskProjector
+
+EXAMPLES = 600
+PROPS = settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+T0 = 1_600_000_000 // HOUR * HOUR
+
+
+@lru_cache(maxsize=64)
+def random_market(seed: int, n: int, n_bars: int, with_spread: bool) -> MarketData:
+    """Factor-driven random walk (so clusters form), late listings, gaps, spread spikes."""
+    rng = np.random.default_rng(seed)
+    vol = rng.uniform(0.002, 0.05, n)
+    beta = rng.uniform(-0.5, 1.5, n)
+    f = rng.normal(0, 0.01, (n_bars, 1))
+    r = beta * f + rng.normal(0, 1, (n_bars, n)) * vol
+    r[rng.random((n_bars, n)) < 0.01] *= 30  # occasional shocks
+    close = 100 * rng.uniform(0.01, 10, n) * np.exp(np.cumsum(r, axis=0))
+    listing = np.where(rng.random(n) < 0.3, rng.integers(0, n_bars // 2, n), 0)
+    for i in range(n):
+        close[: listing[i], i] = np.nan
+    tradable = np.isfinite(close) & (rng.random((n_bars, n)) > 0.03)
+    filled = np.isfinite(close) & ~tradable
+    spread = None
+    if with_spread:
+        spread = rng.uniform(0.0005, 0.003, (n_bars, n))
+        spread[rng.random((n_bars, n)) < 0.02] = 0.05
+    return MarketData(
+        assets=tuple(f"X{i}" for i in range(n)),
+        timestamps=T0 + HOUR * np.arange(n_bars, dtype=np.int64),
+        open=np.vstack([close[:1], close[:-1]]),
+        high=close * (1 + rng.uniform(0, 0.02, (n_bars, n))),
+        low=close * (1 - rng.uniform(0, 0.02, (n_bars, n))),
+        close=close,
+        volume=np.full((n_bars, n), 1e6),
+        tradable=tradable,
+        filled=filled,
+        spread=spread,
+    )
+
+
+@st.composite
+def limits_st(draw: st.DrawFn, band: float | None = None) -> RiskLimits:
+    asset = draw(st.floats(0.02, 0.35))
+    halt = draw(st.floats(0.03, 0.20))
+    cut = draw(st.floats(0.02, 0.999)) * min(halt, 0.15)
+    red = draw(st.floats(0.01, 0.999)) * min(cut, 0.10)
+    return RiskLimits(
+        max_positions=draw(st.integers(1, 10)),
+        max_asset_weight=asset,
+        max_gross_exposure=draw(st.floats(0.01, 1.0)),
+        max_cluster_weight=draw(st.floats(asset, 0.70)),
+        base_risk_fraction=draw(st.floats(0.001, 0.02)),
+        atr_stop_multiple=draw(st.floats(1.0, 5.0)),
+        dd_reduce=red,
+        dd_cut=cut,
+        dd_halt=halt,
+        dd_reduce_size_factor=draw(st.floats(0.0, 0.5)),
+        dd_cut_exposure_factor=draw(st.floats(0.0, 0.5)),
+        dd_cut_rebalance_hours=draw(st.integers(6, 48)),
+        cluster_distance=draw(st.floats(0.3, 1.5)),
+        corr_window=48,
+        cluster_refresh_hours=draw(st.integers(1, 24)),
+        spread_window=24,
+        vol_window=24,
+        no_trade_band=draw(st.sampled_from([0.0, 0.01, 0.05])) if band is None else band,
+    )
+
+
+@st.composite
+def case_st(draw: st.DrawFn, band: float | None = None):
+    n = draw(st.integers(2, 12))
+    n_bars = draw(st.integers(60, 90))
+    market = random_market(draw(st.integers(0, 15)), n, n_bars, draw(st.booleans()))
+    lim = draw(limits_st(band))
+    t = draw(st.integers(0, n_bars - 1))
+    raw = np.array(draw(st.lists(st.floats(0, 1), min_size=n, max_size=n)))
+    raw[np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))] = 0.0
+    total = raw.sum()
+    weights = raw / total * draw(st.floats(0, 1)) if total > 0 else raw
+    listed = np.isfinite(market.close[t])
+    weights = np.where(listed, weights, 0.0)
+    equity = draw(st.floats(100, 1e6))
+    dd = draw(st.one_of(st.floats(0, 0.3), st.sampled_from([lim.dd_reduce, lim.dd_cut, lim.dd_halt])))
+    prices = np.where(listed, market.close[t], 1.0)
+    snap = PortfolioSnapshot(
+        t=t,
+        timestamp=int(market.timestamps[t]),
+        cash=equity * (1 - weights.sum()),
+        units=weights * equity / prices,
+        prices=prices,
+        equity=equity,
+        weights=weights,
+        peak_equity=equity / (1 - dd),
+        tradable=market.tradable[min(t + 1, n_bars - 1)].copy(),
+    )
+    return market, lim, snap, draw(proposal_st(n)), draw(st.booleans())
+
+
+def proposal_st(n: int) -> st.SearchStrategy:
+    finite = st.lists(st.floats(-2, 2), min_size=n, max_size=n).map(np.array)
+    huge = st.lists(st.sampled_from([0.0, 1e300, -1e300, 1e-300, 5.0]), min_size=n, max_size=n).map(np.array)
+    bad_value = st.lists(st.sampled_from([0.1, np.nan, np.inf, -np.inf]), min_size=n, max_size=n).map(np.array)
+    wrong_shape = st.integers(0, 14).filter(lambda k: k != n).map(lambda k: np.full(k, 0.1))
+    other = st.sampled_from([None, "0.5", [[0.1, 0.2]], {"w": 1}])
+    return st.one_of(finite, finite, huge, bad_value, wrong_shape, other)
+
+
+def sanitised(proposal, current: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The proposal as the risk layer may read it, and whether it is a hold."""
+    try:
+        a = np.array(proposal, dtype=np.float64)
+    except (TypeError, ValueError):
+        return current, True
+    if a.shape != current.shape or not np.all(np.isfinite(a)):
+        return current, True
+    a = np.clip(a, 0, None)
+    return (a / a.sum() if a.sum() > 1 else a), False
+
+
+def assert_all_limits(d: RiskDecision, p: RiskProjector, lim: RiskLimits, snap: PortfolioSnapshot) -> None:
+    x, c, t = d.target, d.current, snap.t
+    assert x.shape == c.shape and np.all(np.isfinite(x)) and np.all(x >= 0)  # RISK-1 long-only
+    assert "invariant_fallback" not in d.rules
+    if d.halted:
+        assert not np.any(x)
+        return
+    m = p.market
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vol_cap = lim.base_risk_fraction / (lim.atr_stop_multiple * atr(m, lim.atr_window)[t] / m.close[t])
+    vol_cap = np.where(np.isfinite(vol_cap) & (vol_cap > 0), vol_cap, 0.0)
+    assert np.count_nonzero(x) <= lim.max_positions  # RISK-1
+    assert np.all(x <= lim.max_asset_weight) and np.all(x <= vol_cap * (1 + 1e-12))  # RISK-2
+    assert d.clusters is not None
+    assert np.all(np.bincount(d.clusters, weights=x) <= lim.max_cluster_weight)  # RISK-2 clusters
+    cap = lim.max_gross_exposure * (lim.dd_cut_exposure_factor if d.level >= 2 else 1.0)
+    assert x.sum() <= cap  # RISK-1 gross
+    if d.level >= 1:
+        assert np.all(
+            x <= np.maximum(lim.dd_reduce_size_factor * np.minimum(vol_cap, lim.max_asset_weight), c) * (1 + 1e-12)
+        )
+    if d.kill_switch_engaged:
+        assert np.all(x <= c)
+    assert np.all(x[~snap.tradable] <= c[~snap.tradable])
+
+
+def _project(market, lim, snap, proposal, exchange_down: bool) -> tuple[RiskProjector, RiskDecision]:
+    p = RiskProjector(lim, market)
+    if exchange_down:
+        p.kill_switch.report_exchange_down("test")
+    return p, p.project(snap, proposal)
+
+
+@PROPS
+@given(case_st())
+def test_every_target_satisfies_every_limit(case) -> None:
+    market, lim, snap, proposal, down = case
+    p, d = _project(market, lim, snap, proposal, down)
+    assert_all_limits(d, p, lim, snap)
+    if snap.equity <= snap.peak_equity * (1 - lim.dd_halt):
+        assert d.halted and not np.any(d.target)  # halt means flat
+    if down:
+        assert d.kill_switch_engaged and np.all(d.target <= d.current)  # engaged: nothing grows
+    if sanitised(proposal, d.current)[1]:
+        assert d.interventions[0].rule == "sanitise"  # RISK-6: recorded, never raised
+
+
+@PROPS
+@given(case_st())
+def test_no_asset_ends_above_its_proposal(case) -> None:
+    market, lim, snap, proposal, down = case
+    _, d = _project(market, lim, snap, proposal, down)
+    p, _ = sanitised(proposal, d.current)
+    p = p * (1 + 1e-12)  # our reference rescales a sum above 1 in its own rounding
+    why = (proposal, p, d.current, d.target, d.rules)
+    assert np.all(d.target <= np.maximum(p, d.current)), why
+    if lim.no_trade_band == 0:
+        assert np.all(d.target <= p), why  # with the cost gate off: never above the (held) proposal
+
+
+@PROPS
+@given(case_st())
+def test_projection_is_idempotent(case) -> None:
+    market, lim, snap, proposal, down = case
+    p, d = _project(market, lim, snap, proposal, down)
+    again = p.project(snap, d.target)
+    np.testing.assert_array_equal(again.target, d.target)
+    assert again.level == d.level and again.kill_switch_engaged == d.kill_switch_engaged
+
+
+@st.composite
+def tightened_st(draw: st.DrawFn, lim: RiskLimits) -> RiskLimits:
+    """A random tightening of ``lim`` (every capped field at least as tight)."""
+    f = lambda: draw(st.floats(0.3, 1.0))  # noqa: E731
+    keep = lambda: draw(st.booleans())  # noqa: E731
+    asset = lim.max_asset_weight if keep() else lim.max_asset_weight * f()
+    halt = lim.dd_halt if keep() else lim.dd_halt * f()
+    cut = min(lim.dd_cut, halt * draw(st.floats(0.5, 0.99)))
+    red = min(lim.dd_reduce, cut * draw(st.floats(0.5, 0.99)))
+    return lim.tighten(
+        max_positions=lim.max_positions if keep() else draw(st.integers(1, lim.max_positions)),
+        max_asset_weight=asset,
+        max_gross_exposure=lim.max_gross_exposure if keep() else lim.max_gross_exposure * f(),
+        max_cluster_weight=lim.max_cluster_weight if keep() else max(asset, lim.max_cluster_weight * f()),
+        base_risk_fraction=lim.base_risk_fraction if keep() else lim.base_risk_fraction * f(),
+        atr_stop_multiple=lim.atr_stop_multiple if keep() else lim.atr_stop_multiple / f(),
+        dd_halt=halt,
+        dd_cut=cut,
+        dd_reduce=red,
+        dd_reduce_size_factor=lim.dd_reduce_size_factor * (1 if keep() else f()),
+        dd_cut_exposure_factor=lim.dd_cut_exposure_factor * (1 if keep() else f()),
+        cluster_distance=min(2.0, lim.cluster_distance / (1 if keep() else f())),
+        spread_multiple=lim.spread_multiple * (1 if keep() else f()),
+        vol_multiple=lim.vol_multiple * (1 if keep() else f()),
+        max_price_jump=lim.max_price_jump * (1 if keep() else f()),
+    )
+
+
+@PROPS
+@given(case_st(band=0.0), st.data())
+def test_tightening_never_raises_total_exposure(case, data) -> None:
+    market, lim, snap, proposal, down = case
+    tight = data.draw(tightened_st(lim))
+    assert tight.is_tighter_or_equal(lim)
+    _, loose_d = _project(market, lim, snap, proposal, down)
+    _, tight_d = _project(market, tight, snap, proposal, down)
+    assert tight_d.target.sum() <= loose_d.target.sum() + 1e-12
+    if tight.dd_cut_rebalance_hours == lim.dd_cut_rebalance_hours:
+        assert tight_d.level >= loose_d.level
+
+
+def test_spec_presets_pass_the_same_checks() -> None:
+    market = random_market(1, 6, 80, True)
+    rng = np.random.default_rng(0)
+    for lim in (replace(SPEC_A, corr_window=48), replace(SPEC_A, corr_window=48, max_gross_exposure=0.2)):
+        for t in range(0, 80, 7):
+            w = rng.dirichlet(np.ones(6)) * 0.9
+            snap = PortfolioSnapshot(
+                t=t,
+                timestamp=int(market.timestamps[t]),
+                cash=100.0,
+                units=w,
+                prices=np.ones(6),
+                equity=1000.0,
+                weights=w,
+                peak_equity=1000.0,
+                tradable=np.ones(6, dtype=bool),
+            )
+            p, d = _project(market, lim, snap, rng.uniform(-1, 1, 6), False)
+            assert_all_limits(d, p, lim, snap)
+
+
+def test_scaling_to_a_subnormal_cap_terminates() -> None:
+    """Regression (found by random search): a cap of 5e-324 once looped forever when the
+    rounding guard multiplied subnormal weights by (1 - 1e-15), which leaves them unchanged."""
+    from risk.projection import _cap_groups, _cap_total
+
+    w = np.array([0.3, 0.4, 0.2])
+    labels = np.array([0, 0, 1])
+    for cap in (5e-324, 1e-310, 0.0, 1e-300, 0.5):
+        assert _cap_total(w, cap).sum() <= cap
+        assert np.all(np.bincount(labels, weights=_cap_groups(w, labels, cap)) <= cap)
