@@ -98,3 +98,20 @@ def test_train_predictors_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     a = [market.index_of(x) for x in last["asset"]]
     served = model.predict(panel.values[t, a])
     np.testing.assert_allclose(served[:, 0], last["p_up"].to_numpy())
+
+    # the store plugs into the env's observation: row t of the signal block is the prediction for bar t
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+
+    import envs  # noqa: F401  (registers KrakenSpot-v0)
+
+    env = gym.make("KrakenSpot-v0", market=market, signals=signals, signal_names=names, episode_hours=50,
+                   start_mode="fixed", start=str(last["timestamp"].iloc[0]))  # fmt: skip
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    for _ in range(3):
+        t_now = env.unwrapped.snapshot().t
+        expected = np.clip(np.nan_to_num(signals[t_now], nan=0.0), -10.0, 10.0).astype(np.float32)
+        np.testing.assert_array_equal(obs["signals"], expected)
+        assert np.isfinite(signals[t_now]).all()  # inside the predicted period every channel is present
+        obs, *_ = env.step(env.action_space.sample())
