@@ -13,10 +13,11 @@ from gymnasium import spaces
 from envs.config import EnvConfig
 from envs.data.market import MarketData
 from envs.execution.core import BatchCore
-from envs.execution.ledger import StepOut
 from envs.execution.orders import REASONS
 from envs.recorder import EpisodeRecorder
 from envs.snapshot import PortfolioSnapshot
+
+_ROW0 = np.array([0])
 
 
 def default_market() -> MarketData:
@@ -124,6 +125,27 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._started = False
         self._assets = self.market.assets
         self._pairs = self.core.pair_names
+        # hot-path constants: step() reads these instead of walking attribute chains
+        self._ledger = led = self.core.ledger
+        self._of0, self._oi0, self._pf0 = led.of[0], led.oi[0], led.pf[0]
+        self._w0, self._target0 = led.w[0], led.target[0]
+        self._fc0, self._fv0, self._rc0 = led.fc[0], led.fv[0], led.rc[0]
+        self._record = cfg.record_history
+        self._window = cfg.window
+        self._features = self.core.features
+        self._signals = self.core.signals
+        self._timestamps = self.market.timestamps.tolist()
+        self._fill_labels = {
+            (i * 2 + buy) * 2 + maker: (p, a, "buy" if buy else "sell", "maker" if maker else "taker")
+            for i, (p, a) in enumerate(zip(self._pairs, self._assets, strict=True))
+            for buy in (0, 1)
+            for maker in (0, 1)
+        }
+        self._reject_labels = {
+            i * 8 + code: (p, a, REASONS[code])
+            for i, (p, a) in enumerate(zip(self._pairs, self._assets, strict=True))
+            for code in range(1, len(REASONS))
+        }
 
     @classmethod
     def from_config(
@@ -137,7 +159,7 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
         start = self.core.draw_start(self.np_random)
-        self.core.reset_rows(np.array([0]), np.array([start]))
+        self.core.reset_rows(_ROW0, np.array([start]))
         self.recorder.clear()
         self._done = False
         self._started = True
@@ -147,26 +169,43 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "cash": float(led.cash[0]),
             "weights": np.zeros(self.n_assets),
             "t": start,
-            "timestamp": int(self.market.timestamps[start]),
+            "timestamp": self._timestamps[start],
         }
         return self.core.observation_single(), info
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         if not self._started:
             raise RuntimeError("KrakenSpotEnv: call reset() before step()")
-        core = self.core
-        target, hold = core.action_to_weights(action)
-        out, reward, term, trunc = core.step(target, hold)
-        terminated, truncated = bool(term[0]), bool(trunc[0])
-        info = self._info(out, target[0])
+        reward = float(self.core.step(action)[0])
+        _, eq, cash, fees, slip, _, turnover, dd, _, _ = self._of0.tolist()
+        t, n_fills, n_rej, term, trunc, _ = self._oi0.tolist()
+        terminated, truncated = term != 0, trunc != 0
+        info = {
+            "equity": eq,
+            "cash": cash,
+            "weights": self._w0.copy(),
+            "target_weights": self._target0.copy(),
+            "fills": self._fills(n_fills) if n_fills else [],
+            "fees": fees,
+            "slippage": slip,
+            "turnover": turnover,
+            "rejected": self._rejected(n_rej) if n_rej else [],
+            "drawdown": dd,
+            "t": t,
+            "timestamp": self._timestamps[t],
+        }
         if terminated or truncated:
             info["termination_reason"] = self._reason(terminated)
-        if self.config.record_history:
+        if self._record:
             self.recorder.record(
-                info["t"], info["timestamp"], info["equity"], info["cash"], info["weights"], info["target_weights"],
-                info["fees"], info["slippage"], info["turnover"], float(reward[0]), info["fills"], info["rejected"],
+                t, info["timestamp"], eq, cash, info["weights"], info["target_weights"],
+                fees, slip, turnover, reward, info["fills"], info["rejected"],
             )
-        return core.observation_single(), float(reward[0]), terminated, truncated, info
+        t0 = t + 1 - self._window
+        obs = {"features": self._features[t0 : t + 1].copy(), "portfolio": self._pf0.copy()}
+        if self._signals is not None:
+            obs["signals"] = self._signals[t].copy()
+        return obs, reward, terminated, truncated, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -197,50 +236,22 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             return "ruin" if led.equity[0] <= 0 else "halt_drawdown"
         return "data_end" if int(led.t[0]) >= self.core.last_bar else "episode_length"
 
-    def _info(self, out: StepOut, target: np.ndarray) -> dict[str, Any]:
-        led = self.core.ledger
-        eq = float(out.equity[0])
-        t = int(led.t[0])
-        fills: list[dict[str, Any]] = []
-        for ph in out.phases:
-            q = ph.qty[0]
-            if q.any():
-                liq = "maker" if ph.maker else "taker"
-                buy, price, fee = out.is_buy[0], ph.price[0], ph.fee[0]
-                for i in np.flatnonzero(q):
-                    fills.append(
-                        {
-                            "pair": self._pairs[i],
-                            "asset": self._assets[i],
-                            "side": "buy" if buy[i] else "sell",
-                            "qty": float(q[i]),
-                            "price": float(price[i]),
-                            "fee": float(fee[i]),
-                            "liquidity": liq,
-                        }
-                    )
-        rej = out.reject[0]
-        rejected = (
-            [{"pair": self._pairs[i], "asset": self._assets[i], "reason": REASONS[rej[i]]} for i in np.flatnonzero(rej)]
-            if rej.any()
-            else []
-        )
-        weights = led.weights()[0].copy()
-        eb = float(out.equity_before[0])
-        return {
-            "equity": eq,
-            "cash": float(led.cash[0]),
-            "weights": weights,
-            "target_weights": target,
-            "fills": fills,
-            "fees": float(out.fees[0]),
-            "slippage": float(out.slippage[0]),
-            "turnover": float(out.traded[0]) / eb if eb > 0 else 0.0,
-            "rejected": rejected,
-            "drawdown": 1.0 - eq / float(led.peak[0]),
-            "t": t,
-            "timestamp": int(self.market.timestamps[t]),
-        }
+    def _fills(self, count: int) -> list[dict[str, Any]]:
+        """Fill dicts of row 0 from the kernel's compact records (codes + qty/price/fee)."""
+        labels = self._fill_labels
+        return [
+            {"pair": pair, "asset": asset, "side": side, "qty": q, "price": p, "fee": f, "liquidity": liq}
+            for (pair, asset, side, liq), (q, p, f) in zip(
+                [labels[c] for c in self._fc0[:count].tolist()], self._fv0[:count].tolist(), strict=True
+            )
+        ]
+
+    def _rejected(self, count: int) -> list[dict[str, Any]]:
+        labels = self._reject_labels
+        return [
+            {"pair": pair, "asset": asset, "reason": reason}
+            for pair, asset, reason in (labels[c] for c in self._rc0[:count].tolist())
+        ]
 
 
 def snapshot_of(core: BatchCore, row: int) -> PortfolioSnapshot:

@@ -24,7 +24,8 @@ class PortfolioSnapshot:
     equity: float  # cash + units @ prices
     weights: np.ndarray  # (N,) units * prices / equity
     peak_equity: float  # high-water mark of equity since the episode started
-    tradable: np.ndarray  # (N,) bool: asset has a live price at bar t (orders may be sent; they fill only if bar t+1 trades)
+    # (N,) bool: the asset has a live price at bar t (orders may be sent; they fill only if bar t+1 trades)
+    tradable: np.ndarray
 
     @property
     def drawdown(self) -> float:

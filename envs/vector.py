@@ -1,4 +1,4 @@
-"""`KrakenSpotVectorEnv`: many KrakenSpot accounts stepped in one numpy call.
+"""`KrakenSpotVectorEnv`: many KrakenSpot accounts stepped in one compiled call.
 
 The arithmetic is `BatchCore`'s, the same code the single env runs with B = 1, so sub-env
 i seeded ``seed + i`` reproduces ``KrakenSpotEnv`` reset with ``seed + i`` bit for bit.
@@ -23,7 +23,9 @@ from gymnasium.vector.utils import batch_space
 
 from envs.config import EnvConfig
 from envs.data.market import MarketData
+from envs.execution import kernels as K
 from envs.execution.core import BatchCore
+from envs.execution.kernels import Q_TERMINATED, Q_TRUNCATED
 from envs.kraken_spot import default_market, snapshot_of
 from envs.snapshot import PortfolioSnapshot
 
@@ -73,42 +75,44 @@ class KrakenSpotVectorEnv(VectorEnv):
     def _draw(self, rows: np.ndarray) -> np.ndarray:
         return np.array([self.core.draw_start(self._rngs[i]) for i in rows], dtype=np.int64)
 
+    def end_episodes(self, mask: np.ndarray) -> None:
+        """Make these sub-envs autoreset at the next step (a wrapper that ends an episode, e.g. on a risk halt)."""
+        self._prev_done = self._prev_done | np.asarray(mask, dtype=bool)
+
     def step(
         self, actions: np.ndarray
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         core = self.core
+        led = core.ledger
         done = self._prev_done
-        restart = np.flatnonzero(done)
-        if restart.size:
+        restart = np.flatnonzero(done) if done.any() else None
+        if restart is not None:
             starts = self._draw(restart)
             core.reset_rows(restart, starts)
-        target, hold = core.action_to_weights(actions)
-        if restart.size:
-            hold = hold | done
-        out, reward, terminated, truncated = core.step(target, hold)
-        if restart.size:
+            led.force_hold[restart] = 1
+        reward = core.step(actions).copy()
+        ints = led.oi.T.copy()  # one copy of the per-row outputs; info entries are its rows
+        terminated = ints[Q_TERMINATED] != 0
+        truncated = ints[Q_TRUNCATED] != 0
+        if restart is not None:
             core.reset_rows(restart, starts)
             reward[restart] = 0.0
             terminated[restart] = False
             truncated[restart] = False
         self._prev_done = terminated | truncated
-        led = core.ledger
-        n_fills = np.zeros(self.num_envs, dtype=np.int64)
-        for ph in out.phases:
-            n_fills += np.count_nonzero(ph.qty, axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            turnover = np.where(out.equity_before > 0, out.traded / out.equity_before, 0.0)
+        floats = led.of.T.copy()
+        state = led.fst[: K.S_PEAK + 1].copy()  # cash, equity, peak after any autoreset
         info = {
-            "equity": led.equity.copy(),
-            "cash": led.cash.copy(),
-            "weights": led.weights().copy(),
-            "target_weights": target,
-            "fees": out.fees,
-            "slippage": out.slippage,
-            "turnover": turnover,
-            "n_fills": n_fills,
-            "n_rejected": np.count_nonzero(out.reject, axis=1),
-            "drawdown": 1.0 - led.equity / led.peak,
+            "equity": state[K.S_EQUITY],
+            "cash": state[K.S_CASH],
+            "weights": led.w.copy(),
+            "target_weights": led.target.copy(),
+            "fees": floats[K.O_FEES],
+            "slippage": floats[K.O_SLIP],
+            "turnover": floats[K.O_TURNOVER],
+            "n_fills": ints[K.Q_N_FILLS],
+            "n_rejected": ints[K.Q_N_REJECTED],
+            "drawdown": 1.0 - state[K.S_EQUITY] / state[K.S_PEAK],
             "t": led.t.copy(),
         }
         return core.observation(), reward, terminated, truncated, info

@@ -15,11 +15,12 @@ import pandas as pd
 from envs.config import EnvConfig
 from envs.data.market import MarketData
 from envs.errors import ConfigError
+from envs.execution import kernels as K
 from envs.execution.arrays import build_exec_arrays
 from envs.execution.fees import make_fee_model
-from envs.execution.ledger import BatchLedger, StepOut
+from envs.execution.ledger import BatchLedger
 from envs.execution.orders import lot_rules
-from envs.observation import build_features, observation_space, portfolio_block, prepare_signals
+from envs.observation import build_features, observation_space, prepare_signals
 from envs.rewards import RewardState, compute_reward
 
 
@@ -65,7 +66,17 @@ class BatchCore:
         self.ledger = BatchLedger(self.arrays, self.rules, make_fee_model(config.fee_model, config.maker_fee,
                                                                           config.taker_fee), config, n)
         self.reward_state = RewardState(n)
-        self.length = np.zeros(n, dtype=np.int64)
+        self.length = self.ledger.length  # (B,) episode lengths (a view of the ledger state)
+        self._reward = np.zeros(n)
+        self._action_shape = (n, self.n_assets + 1)
+        self._flat_action_shape = (self.n_assets + 1,) if n == 1 else None
+        self._action_buf = np.zeros(self._action_shape)
+        # hot-path constants (the ledger's buffers are never rebound, so views stay valid)
+        self._kernel, self._kernel_args = K.step_rows, self.ledger.kernel_args
+        self._ratio, self._penalty = self.ledger.of[:, K.O_RATIO], self.ledger.of[:, K.O_PENALTY]
+        self._reward_kind = ("log_growth", "drawdown_penalised", "differential_sharpe").index(config.reward)
+        self._reward_scale = config.reward_scale
+        self._window_offsets = np.arange(1 - config.window, 1)
         self._set_bounds()
 
     # ------------------------------------------------------------- episodes
@@ -89,24 +100,33 @@ class BatchCore:
         return int(rng.integers(self.first_bar, self.last_bar - self.episode_len + 1))
 
     def reset_rows(self, rows: np.ndarray, starts: np.ndarray) -> None:
+        self.ledger.length[rows] = self.episode_len
         self.ledger.reset_rows(rows, starts)
         self.reward_state.reset_rows(rows)
-        self.length[rows] = self.episode_len
 
     # -------------------------------------------------------------- actions
+    def as_actions(self, action: np.ndarray) -> np.ndarray:
+        """Any action input -> the (B, N+1) float64 C-contiguous array the kernels read.
+
+        Real-valued arrays of shape (B, N+1) (or (N+1,) when B = 1) are copied into a
+        reused buffer (float32 -> float64 is exact); anything else goes through
+        ``np.asarray(..., float64).reshape`` (which raises on a wrong size).
+        """
+        a = action
+        if type(a) is np.ndarray and a.dtype.kind in "fiub":
+            if a.shape == self._action_shape:
+                buf = self._action_buf
+                buf[...] = a
+                return buf
+            if a.shape == self._flat_action_shape:
+                buf = self._action_buf
+                buf[0] = a
+                return buf
+        return np.ascontiguousarray(np.asarray(a, dtype=np.float64).reshape(self._action_shape))
+
     def action_to_weights(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(B, N+1) actions -> (B, N) target weights and the (B,) "keep current weights" mask."""
-        n = self.n_assets
-        a = np.asarray(action, dtype=np.float64).reshape(self.n, n + 1)
-        pos = np.where(a > 0.0, a, 0.0)  # NaN compares False: a NaN entry counts as 0
-        cur = self.ledger.weights()
-        tradable = self.arrays.tradable[self.ledger.t]
-        held = np.where(tradable, 0.0, cur).sum(1)
-        free = np.where(tradable, pos[:, :n], 0.0).sum(1) + pos[:, n]
-        hold = ~(free > 0.0)
-        w = pos[:, :n] * ((1.0 - held) / np.where(hold, 1.0, free))[:, None]
-        w = np.where(tradable & ~hold[:, None], w, cur)
-        return w, hold
+        return self.ledger.action_to_weights(self.as_actions(action))
 
     @staticmethod
     def weights_to_action(weights: np.ndarray) -> np.ndarray:
@@ -115,30 +135,39 @@ class BatchCore:
         return np.concatenate([w, cash], axis=-1)
 
     # ----------------------------------------------------------------- step
-    def step(self, target: np.ndarray, hold: np.ndarray) -> tuple[StepOut, np.ndarray, np.ndarray, np.ndarray]:
-        """One bar for every row: (ledger output, reward, terminated, truncated)."""
-        led = self.ledger
-        dd_before = 1.0 - led.equity / led.peak
-        out = led.step(target, hold)
-        dd_after = 1.0 - led.equity / led.peak
-        reward = compute_reward(self.cfg, self.reward_state, out.equity_before, out.equity, dd_before, dd_after)
-        terminated = out.equity <= 0.0
-        if self.cfg.halt_drawdown is not None:
-            terminated |= dd_after >= self.cfg.halt_drawdown
-        truncated = (led.steps >= self.length) & ~terminated
-        return out, reward, terminated, truncated
+    def step(self, action: np.ndarray) -> np.ndarray:
+        """One bar for every row; returns the (B,) reward (flags and info are in the ledger's outputs).
+
+        The kernel leaves ``max(E_{t+1}, tiny) / E_t`` in ``of[:, O_RATIO]``; its log is taken
+        here with numpy so that rewards stay bit-identical to the numpy formulation.
+        """
+        self._kernel(self.as_actions(action), *self._kernel_args)
+        reward = self._reward
+        np.log(self._ratio, out=reward)
+        kind = self._reward_kind
+        if kind == 0:  # log_growth
+            pass
+        elif kind == 1:  # drawdown_penalised
+            np.subtract(reward, self._penalty, out=reward)
+        else:
+            of = self.ledger.of
+            eq_before, eq, dd = of[:, K.O_EQ_BEFORE], of[:, K.O_EQUITY], of[:, K.O_DD]
+            return compute_reward(self.cfg, self.reward_state, eq_before, eq, dd, dd)
+        if self._reward_scale != 1.0:
+            np.multiply(reward, self._reward_scale, out=reward)
+        return reward
 
     # ---------------------------------------------------------- observation
     def portfolio(self) -> np.ndarray:
-        led = self.ledger
-        age = np.minimum(led.t - led.last_trade, self.cfg.trade_age_scale_hours)
-        return portfolio_block(led.weights(), led.cash, led.equity, led.peak, age, self.cfg.trade_age_scale_hours)
+        """(B, N + 3) float32 portfolio block at each row's decision bar (a copy)."""
+        return self.ledger.pf.copy()
 
     def observation(self) -> dict[str, np.ndarray]:
         """Batched observation (B, ...) gathered at each row's decision bar."""
         t = self.ledger.t
-        idx = t[:, None] + np.arange(1 - self.cfg.window, 1)
-        obs = {"features": self.features[idx], "portfolio": self.portfolio()}
+        # np.take of (B, window) bar indices is a plain gather (faster than fancy indexing)
+        obs = {"features": np.take(self.features, t[:, None] + self._window_offsets, axis=0),
+               "portfolio": self.ledger.pf.copy()}
         if self.signals is not None:
             obs["signals"] = self.signals[t]
         return obs
@@ -146,7 +175,7 @@ class BatchCore:
     def observation_single(self) -> dict[str, np.ndarray]:
         """Row 0's observation by slicing (copies: callers keep what they are given)."""
         t = int(self.ledger.t[0])
-        obs = {"features": self.features[t + 1 - self.cfg.window : t + 1].copy(), "portfolio": self.portfolio()[0]}
+        obs = {"features": self.features[t + 1 - self.cfg.window : t + 1].copy(), "portfolio": self.ledger.pf[0].copy()}
         if self.signals is not None:
             obs["signals"] = self.signals[t].copy()
         return obs

@@ -74,7 +74,8 @@ class TieredFees:
         self.taker_rates = table[:, 2].copy()
 
     def rates(self, volume_30d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        tier = np.searchsorted(self.thresholds, volume_30d, side="right") - 1
+        # float residue of the rolling window may leave the volume a hair below 0: tier 0, not -1
+        tier = np.maximum(np.searchsorted(self.thresholds, volume_30d, side="right") - 1, 0)
         return self.maker_rates[tier], self.taker_rates[tier]
 
 

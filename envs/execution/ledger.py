@@ -1,8 +1,10 @@
-"""`BatchLedger`: cash, units and resting orders of B accounts, stepped in one numpy pass.
+"""`BatchLedger`: cash, units and resting orders of B accounts, stepped by one compiled call.
 
 This is the one implementation of the step arithmetic: the single env is B = 1, the
-vector env is B = num_envs, so both give bit-identical numbers. Float64 throughout;
-`envs.execution.reference` re-does the same in exact `Decimal` for differential tests.
+vector env is B = num_envs, so both give bit-identical numbers. The loops live in
+`envs.execution.kernels` (numba); `envs.execution.ledger_numpy` is the same arithmetic as
+whole-array numpy (the readable specification, compared bit for bit in the tests) and
+`envs.execution.reference` re-does it in exact `Decimal`.
 
 One step (decision at the close of bar t, orders inside bar t+1, mark at its close):
 
@@ -16,45 +18,32 @@ One step (decision at the close of bar t, orders inside bar t+1, mark at its clo
    that notional + fee fits the cash; a scaled buy that breaks the pair minimums is
    dropped as ``insufficient_cash``). Fee = rate × notional, in USD.
 5. Mark at the close of t+1: equity = cash + Σ units × close.
+
+All state lives in a few preallocated arrays that the kernel updates in place; the
+attributes (``cash``, ``units``, ``equity`` ...) are views into them, never rebound.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from envs.config import EnvConfig
+from envs.execution import kernels as K
 from envs.execution.arrays import ExecArrays
 from envs.execution.fees import FlatFees, TieredFees
-from envs.execution.fills import limit_prices, traded_through
-from envs.execution.orders import INSUFFICIENT_CASH, NO_BAR, LotRules, floor_to_lot, size_orders
-from envs.execution.slippage import slippage_rate
+from envs.execution.orders import LotRules
 
-CASH_MARGIN = 1e-10  # buys may spend at most cash * (1 - CASH_MARGIN): float rounding never overdraws
-FEE_WINDOW = 720  # hours in the 30-day fee-volume window
+CASH_MARGIN = K.CASH_MARGIN  # buys may spend at most cash * (1 - CASH_MARGIN): float rounding never overdraws
+FEE_WINDOW = K.FEE_WINDOW  # hours in the 30-day fee-volume window
 
 
-@dataclass(frozen=True, eq=False)
-class Fills:
-    """Fills of one phase as (B, N) arrays; qty 0 means no fill."""
-
-    qty: np.ndarray
-    price: np.ndarray
-    fee: np.ndarray
-    maker: bool
-
-
-@dataclass(frozen=True, eq=False)
-class StepOut:
-    equity_before: np.ndarray  # (B,) at the close of bar t
-    equity: np.ndarray  # (B,) at the close of bar t+1
-    fees: np.ndarray  # (B,) USD paid this step
-    slippage: np.ndarray  # (B,) USD conceded to spread and impact this step
-    traded: np.ndarray  # (B,) USD notional traded this step
-    is_buy: np.ndarray  # (B, N) side of the order behind each fill
-    phases: tuple[Fills, ...]  # phase A (limit or market at open), phase B (fallback at close)
-    reject: np.ndarray  # (B, N) int8 reason codes (orders.REASONS)
+def market_pack(a: ExecArrays) -> np.ndarray:
+    """(M, T, N) float64 stack of the execution arrays in the kernels' ``M_*`` row order."""
+    rows = [a.price, a.mark, a.open, a.high, a.low, a.close, a.half_spread, a.sigma, a.dollar_volume,
+            a.capacity, a.limit_offset, a.tradable, a.exec_ok]
+    pack = np.stack([np.asarray(r, dtype=np.float64) for r in rows])
+    pack.flags.writeable = False
+    return pack
 
 
 class BatchLedger:
@@ -67,29 +56,61 @@ class BatchLedger:
         n_assets = arrays.price.shape[1]
         self.limit = config.order_type == "limit"
         self.fallback_market = config.limit_fallback == "market"
-        self.t = np.zeros(n, dtype=np.int64)
-        self.steps = np.zeros(n, dtype=np.int64)
-        self.cash = np.full(n, config.initial_cash)
-        self.units = np.zeros((n, n_assets))
-        self.equity = np.full(n, config.initial_cash)
-        self.peak = np.full(n, config.initial_cash)
-        self.last_trade = np.zeros(n, dtype=np.int64)
-        self.pend = np.zeros((n, n_assets))  # signed resting quantity (+ buy, − sell)
-        self.pend_px = np.zeros((n, n_assets))
+        self.mk = market_pack(arrays)
+        self.rule_pack = np.stack([rules.scale, rules.ordermin, rules.costmin]).astype(np.float64)
+        if isinstance(fees, TieredFees):
+            self.fee_table = np.stack([fees.thresholds, fees.maker_rates, fees.taker_rates])
+        else:
+            self.fee_table = np.zeros((3, 1))
+        fp = np.zeros(K.N_FP)
+        fp[K.P_MOF] = config.min_order_fraction
+        fp[K.P_K] = config.impact_k
+        fp[K.P_MAXSLIP] = config.max_slippage
+        fp[K.P_MAKER] = fees.maker if isinstance(fees, FlatFees) else 0.0
+        fp[K.P_TAKER] = fees.taker if isinstance(fees, FlatFees) else 0.0
+        fp[K.P_HALT] = np.nan if config.halt_drawdown is None else config.halt_drawdown
+        fp[K.P_AGE_SCALE] = config.trade_age_scale_hours
+        fp[K.P_PENALTY] = config.drawdown_penalty
+        ip = np.zeros(K.N_IP, dtype=np.int64)
+        ip[K.I_LIMIT] = self.limit
+        ip[K.I_FALLBACK_MARKET] = self.fallback_market
+        ip[K.I_TIERED] = fees.tiered
+        ip[K.I_TTL] = config.limit_ttl_bars
+        ip[K.I_HALT_ON] = config.halt_drawdown is not None
+        self.fp, self.ip = fp, ip
+        # state (views below) and step outputs, all written in place by the kernels
+        self.fst = np.zeros((K.N_FST, n))
+        self.ist = np.zeros((K.N_IST, n), dtype=np.int64)
+        self.pos = np.zeros((3, n, n_assets))
         self.age = np.zeros((n, n_assets), dtype=np.int64)
-        self.cum_fees = np.zeros(n)
-        self.cum_slippage = np.zeros(n)
-        self.cum_traded = np.zeros(n)
-        self.vol30 = np.full(n, config.fee_volume_30d)
         self.ring = np.zeros((n, FEE_WINDOW)) if fees.tiered else np.zeros((n, 0))
-        self._flat = None if fees.tiered else fees.rates(np.zeros(n))
-        self._w: np.ndarray | None = None
+        self.w = np.zeros((n, n_assets))  # weights at the current decision bar
+        self.target = np.zeros((n, n_assets))
+        self.of = np.zeros((n, K.N_OF))
+        self.oi = np.zeros((n, K.N_OI), dtype=np.int64)
+        self.fv = np.zeros((n, 2 * n_assets, 3))
+        self.fc = np.zeros((n, 2 * n_assets), dtype=np.int64)
+        self.rc = np.zeros((n, n_assets), dtype=np.int64)
+        self.pf = np.zeros((n, n_assets + 3), dtype=np.float32)
+        self.scratch = np.zeros((16, n_assets)), np.zeros((2, n_assets), dtype=np.int64), np.zeros((4, 64))
+        self.cash, self.equity, self.peak = self.fst[K.S_CASH], self.fst[K.S_EQUITY], self.fst[K.S_PEAK]
+        self.cum_fees, self.cum_slippage = self.fst[K.S_CUM_FEES], self.fst[K.S_CUM_SLIP]
+        self.cum_traded, self.vol30 = self.fst[K.S_CUM_TRADED], self.fst[K.S_VOL30]
+        self.t, self.steps, self.last_trade = self.ist[K.J_T], self.ist[K.J_STEPS], self.ist[K.J_LAST_TRADE]
+        self.length, self.force_hold = self.ist[K.J_LENGTH], self.ist[K.J_FORCE_HOLD]
+        self.units, self.pend, self.pend_px = self.pos[K.X_UNITS], self.pos[K.X_PEND], self.pos[K.X_PEND_PX]
+        self.cash[:] = self.equity[:] = self.peak[:] = config.initial_cash
+        self.vol30[:] = config.fee_volume_30d
+        # everything `kernels.step_rows` takes after the actions, in its order
+        self.kernel_args = (
+            self.mk, self.rule_pack, self.fee_table, fp, ip, self.fst, self.ist, self.pos, self.age, self.ring,
+            self.w, self.target, self.of, self.oi, self.fv, self.fc, self.rc, self.pf, *self.scratch,
+        )
 
     # ------------------------------------------------------------------ state
     def reset_rows(self, rows: np.ndarray, starts: np.ndarray) -> None:
         """Fresh accounts at decision bars ``starts`` for the selected rows (mask or indices)."""
         c = self.cfg
-        self._w = None
         self.t[rows] = starts
         self.steps[rows] = 0
         self.cash[rows] = c.initial_cash
@@ -105,150 +126,31 @@ class BatchLedger:
         self.cum_traded[rows] = 0.0
         self.vol30[rows] = c.fee_volume_30d
         self.ring[rows] = 0.0
+        self.force_hold[rows] = 0
+        self.refresh(np.arange(self.n)[rows])
+
+    def refresh(self, rows: np.ndarray) -> None:
+        """Recompute the cached weights and portfolio block of ``rows`` (after a state change)."""
+        K.refresh_rows(np.asarray(rows, dtype=np.int64), self.mk, self.fp, self.fst, self.ist, self.pos, self.w,
+                       self.pf)
 
     def weights(self) -> np.ndarray:
-        """(B, N) asset weights at the current decision bar (cached until the state changes)."""
-        if self._w is None:
-            eq = np.where(self.equity > 0.0, self.equity, np.inf)  # ruined accounts weigh nothing
-            self._w = self.units * self.a.mark[self.t] / eq[:, None]
-            self._w.flags.writeable = False
-        return self._w
+        """(B, N) asset weights at the current decision bar (a copy; ``w`` is the live buffer)."""
+        return self.w.copy()
+
+    def action_to_weights(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, N+1) float64 actions -> new (B, N) target weights and (B,) "keep" flags."""
+        target = np.empty_like(self.w)
+        hold = np.empty(self.n, dtype=np.bool_)
+        K.actions_to_weights(actions, self.mk, self.t, self.w, target, hold, self.scratch[0], self.scratch[2])
+        return target, hold
 
     # ------------------------------------------------------------------- step
-    def step(self, target: np.ndarray, hold: np.ndarray) -> StepOut:
-        """Advance every row one bar: orders from ``target`` (B, N) unless ``hold`` (B,)."""
-        a, cfg = self.a, self.cfg
-        self._w = None
-        t = self.t
-        u = t + 1
-        eq_before = self.equity.copy()
-        maker, taker = self._flat if self._flat is not None else self.fee_model.rates(self.vol30)
-        reject = np.zeros(self.pend.shape, dtype=np.int8)
-        if not hold.all():
-            new_qty, rej = size_orders(
-                target, self.units, a.price[t], eq_before, a.tradable[t], self.rules, cfg.min_order_fraction
-            )
-            new_px = limit_prices(a.price[t], new_qty > 0, a.limit_offset[t]) if self.limit else self.pend_px
-            if hold.any():
-                new = ~hold[:, None]
-                self.pend = np.where(new, new_qty, self.pend)
-                self.pend_px = np.where(new, new_px, self.pend_px)
-                self.age = np.where(new, 0, self.age)
-                reject = np.where(new, rej, reject).astype(np.int8)
-            else:
-                self.pend, self.pend_px, reject = new_qty, new_px, rej
-                self.age = np.zeros_like(self.age)
+    def step(self, actions: np.ndarray) -> None:
+        """Advance every row one bar on (B, N+1) float64 C-contiguous ``actions``.
 
-        is_buy = self.pend > 0.0
-        qty = np.abs(self.pend)
-        ok = a.exec_ok[u]
-        cap = a.capacity[u]
-        sign = np.where(is_buy, 1.0, -1.0)
-        slip = np.zeros(self.n)
-        if self.limit:
-            hit = ok & traded_through(is_buy, self.pend_px, a.low[u], a.high[u])
-            q_a = floor_to_lot(np.minimum(np.where(hit, qty, 0.0), cap), self.rules.scale)
-            phase_a = self._fill(q_a, is_buy, self.pend_px, maker, True, reject)
-        else:
-            q_a = floor_to_lot(np.minimum(np.where(ok, qty, 0.0), cap), self.rules.scale)
-            phase_a, slip = self._market(q_a, is_buy, sign, a.open[u], t, u, taker, reject)
-        remaining = qty - phase_a.qty
-        phases = [phase_a]
-        if self.limit:
-            expire = self.age + 1 >= cfg.limit_ttl_bars
-            if self.fallback_market:
-                go = expire & ok & (remaining > 0.0)
-                room = np.maximum(cap - phase_a.qty, 0.0)
-                q_b = floor_to_lot(np.minimum(np.where(go, remaining, 0.0), room), self.rules.scale)
-                phase_b, slip = self._market(q_b, is_buy, sign, a.close[u], t, u, taker, reject)
-                remaining = remaining - phase_b.qty
-                phases.append(phase_b)
-            keep = ~expire & (remaining > 0.0)
-            no_bar = expire & ~ok & (qty > 0.0)
-            self.pend = np.where(keep, sign * remaining, 0.0)
-            self.age = np.where(keep, self.age + 1, 0)
-        else:
-            no_bar = ~ok & (qty > 0.0)
-            self.pend = np.zeros_like(self.pend)
-        reject[no_bar & (reject == 0)] = NO_BAR
-
-        fees = phases[0].fee.sum(1)
-        traded = (phases[0].qty * phases[0].price).sum(1)
-        filled = phases[0].qty > 0.0
-        for ph in phases[1:]:
-            fees = fees + ph.fee.sum(1)
-            traded = traded + (ph.qty * ph.price).sum(1)
-            filled = filled | (ph.qty > 0.0)
-        self.equity = self.cash + (self.units * a.mark[u]).sum(1)
-        self.peak = np.maximum(self.peak, self.equity)
-        self.last_trade = np.where(filled.any(1), u, self.last_trade)
-        self.cum_fees += fees
-        self.cum_slippage += slip
-        self.cum_traded += traded
-        if self.fee_model.tiered:
-            slot = self.steps % FEE_WINDOW
-            rows = np.arange(self.n)
-            self.vol30 += traded - self.ring[rows, slot]
-            self.ring[rows, slot] = traded
-        self.t = u
-        self.steps = self.steps + 1
-        return StepOut(eq_before, self.equity, fees, slip, traded, is_buy, tuple(phases), reject)
-
-    # ------------------------------------------------------------ internals
-    def _market(
-        self,
-        q: np.ndarray,
-        is_buy: np.ndarray,
-        sign: np.ndarray,
-        ref: np.ndarray,
-        t: np.ndarray,
-        u: np.ndarray,
-        taker: np.ndarray,
-        reject: np.ndarray,
-    ) -> tuple[Fills, np.ndarray]:
-        """Market fills of ``q`` at ``ref`` moved against the trader by half-spread + impact."""
-        a, cfg = self.a, self.cfg
-        ref = np.where(q > 0.0, ref, 0.0)
-        rate = slippage_rate(a.half_spread[t], a.sigma[t], q * ref, a.dollar_volume[u], cfg.impact_k, cfg.max_slippage)
-        price = ref * (1.0 + sign * rate)
-        fills = self._fill(q, is_buy, price, taker, False, reject)
-        slip = (fills.qty * ref * rate).sum(1)
-        return fills, slip
-
-    def _fill(
-        self,
-        q: np.ndarray,
-        is_buy: np.ndarray,
-        price: np.ndarray,
-        rate: np.ndarray,
-        maker: bool,
-        reject: np.ndarray,
-    ) -> Fills:
-        """Apply fills: sells (capped at units) credit cash first, then buys within cash."""
-        rules = self.rules
-        r = rate[:, None]
-        price = np.where(q > 0.0, price, 0.0)
-        sell_q = np.where(is_buy, 0.0, np.minimum(q, self.units))
-        buy_q = np.where(is_buy, q, 0.0)
-        sell_notional = sell_q * price
-        sell_fee = sell_notional * r
-        self.cash += (sell_notional - sell_fee).sum(1)
-        self.units = self.units - sell_q
-        budget = self.cash * (1.0 - CASH_MARGIN)
-        total = (buy_q * price * (1.0 + r)).sum(1)
-        over = total > budget
-        if over.any():
-            with np.errstate(divide="ignore", invalid="ignore"):
-                scale = np.where(over, budget / total, 1.0)
-            scaled = floor_to_lot(buy_q * scale[:, None], rules.scale)
-            small = (scaled <= 0.0) | (scaled < rules.ordermin) | (scaled * price < rules.costmin)
-            drop = over[:, None] & (buy_q > 0.0) & small
-            reject[drop & (reject == 0)] = INSUFFICIENT_CASH
-            buy_q = np.where(over[:, None], np.where(drop, 0.0, scaled), buy_q)
-        buy_notional = buy_q * price
-        buy_fee = buy_notional * r
-        self.cash -= (buy_notional + buy_fee).sum(1)
-        # every fill is a whole number of lots: snap units back onto the lot grid so float
-        # residue (0.1 + 0.2 - 0.3) never leaves phantom dust positions
-        self.units = np.rint((self.units + buy_q) * rules.scale) / rules.scale
-        return Fills(sell_q + buy_q, price, sell_fee + buy_fee, maker)
+        Rows with ``force_hold`` set send no new orders (the vector env's autoreset step).
+        Results are in ``of``/``oi`` (per-row scalars), ``target``, ``fv``/``fc`` (fills),
+        ``rc`` (rejections), ``w`` and ``pf``; see `envs.execution.kernels` for the layout.
+        """
+        K.step_rows(actions, *self.kernel_args)

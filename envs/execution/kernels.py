@@ -1,0 +1,538 @@
+"""Numba kernels of one env step for B accounts: action mapping, orders, fills, ledger, marks.
+
+This is the hot loop of `BatchLedger` written as explicit loops over rows and assets, so a
+step costs one compiled call instead of ~100 numpy calls on 12-element arrays. It does the
+same float64 operations in the same order as the numpy formulation kept in
+`envs.execution.ledger_numpy` (the equivalence test compares them bit for bit):
+
+- element-wise arithmetic is written exactly as the numpy expressions (same association);
+- every sum over assets uses `_pwsum`, numpy's pairwise summation order (``ndarray.sum``);
+- ``np.where(c, x, y)`` becomes ``x if c else y`` and ``np.minimum``/``np.maximum`` keep
+  numpy's NaN propagation (`_min`/`_max`), so NaN inputs behave as before;
+- the reward's ``log`` stays in numpy (`BatchCore`): numpy's SIMD log can differ from libm
+  in the last bit.
+
+All arrays are preallocated by `BatchLedger`; the layout constants below name their rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numba import njit as _numba_njit
+
+log = logging.getLogger(__name__)
+
+# market pack ``mk`` (M, T, N) float64
+M_PRICE, M_MARK, M_OPEN, M_HIGH, M_LOW, M_CLOSE, M_HALF, M_SIGMA, M_DVOL, M_CAP, M_LOFF, M_TRAD, M_OK = range(13)
+N_MARKET = 13
+# lot rules ``rules`` (3, N)
+R_SCALE, R_ORDERMIN, R_COSTMIN = range(3)
+# fee table ``fees`` (3, K): 30-day volume thresholds, maker rates, taker rates
+# float parameters ``fp``
+P_MOF, P_K, P_MAXSLIP, P_MAKER, P_TAKER, P_HALT, P_AGE_SCALE, P_PENALTY = range(8)
+N_FP = 8
+# int parameters ``ip``
+I_LIMIT, I_FALLBACK_MARKET, I_TIERED, I_TTL, I_HALT_ON = range(5)
+N_IP = 5
+# float state ``fst`` (S, B)
+S_CASH, S_EQUITY, S_PEAK, S_CUM_FEES, S_CUM_SLIP, S_CUM_TRADED, S_VOL30 = range(7)
+N_FST = 7
+# int state ``ist`` (J, B)
+J_T, J_STEPS, J_LAST_TRADE, J_LENGTH, J_FORCE_HOLD = range(5)
+N_IST = 5
+# per-asset state ``pos`` (3, B, N): units, signed resting quantity, resting limit price
+X_UNITS, X_PEND, X_PEND_PX = range(3)
+# float step outputs ``of`` (B, O)
+O_EQ_BEFORE, O_EQUITY, O_CASH, O_FEES, O_SLIP, O_TRADED, O_TURNOVER, O_DD, O_RATIO, O_PENALTY = range(10)
+N_OF = 10
+# int step outputs ``oi`` (B, Q)
+Q_T, Q_N_FILLS, Q_N_REJECTED, Q_TERMINATED, Q_TRUNCATED, Q_HOLD = range(6)
+N_OI = 6
+# fill records ``fv`` (B, 2N, 3): qty, price, fee; codes ``fc`` (B, 2N) = (asset * 2 + buy) * 2 + maker
+V_QTY, V_PRICE, V_FEE = range(3)
+# reject records ``rc`` (B, N) = asset * 8 + reason code (orders.REASONS)
+
+LOT_TOLERANCE = 1e-12  # same as orders.LOT_TOLERANCE
+CASH_MARGIN = 1e-10  # same as ledger.CASH_MARGIN
+FEE_WINDOW = 720
+TINY = 1e-300  # same as rewards.TINY
+LOT_SIZE, ORDERMIN, COSTMIN, INSUFFICIENT_CASH, NO_BAR = 1, 2, 3, 4, 5
+
+# ``_nrt=False``: no reference counting. With it every array view and every array passed
+# to a helper costs an atomic incref/decref pair, which took ~45% of a step; the kernels
+# allocate nothing (all buffers come from `BatchLedger`), so they need no runtime.
+_warned: list[str] = []  # functions compiled without cache (warn once)
+
+
+def njit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``numba.njit`` that falls back to no on-disk cache where none can be written.
+
+    numba raises at decoration time when it finds no writable cache location (read-only
+    install and home); the kernels then compile on first use in every process instead.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Any:
+        try:
+            return _numba_njit(**options)(fn)
+        except RuntimeError as exc:
+            if not options.get("cache"):
+                raise
+            level = logging.DEBUG if _warned else logging.WARNING
+            _warned.append(fn.__name__)
+            log.log(level, "numba cache unavailable for %s (%s): compiling without cache", fn.__name__, exc)
+            return _numba_njit(**{**options, "cache": False})(fn)
+
+    return decorate
+
+
+_JIT = {"cache": True, "error_model": "numpy", "nogil": True, "_nrt": False}
+_INLINE = {**_JIT, "inline": "always"}
+
+
+@njit(**_JIT)
+def _min(a: float, b: float) -> float:
+    """``np.minimum`` of two floats (NaN propagates)."""
+    if a != a:
+        return a
+    if b != b:
+        return b
+    return a if a <= b else b
+
+
+@njit(**_JIT)
+def _max(a: float, b: float) -> float:
+    """``np.maximum`` of two floats (NaN propagates)."""
+    if a != a:
+        return a
+    if b != b:
+        return b
+    return a if a >= b else b
+
+
+@njit(**_JIT)
+def _pwsum_block(x: np.ndarray, n: int, stk: np.ndarray) -> float:
+    """numpy's pairwise sum of ``x[:n]`` for n > 128, with ``stk`` (4, 64) as an explicit stack.
+
+    numpy splits a block into two halves (the first a multiple of 8) until blocks have at
+    most 128 items and adds the partial sums back up the tree (left + right); rows of
+    ``stk``: block start, block length, state (0 descend left, 1 descend right, 2 done), sum.
+    """
+    depth = 0
+    stk[0, 0], stk[1, 0], stk[2, 0] = 0.0, n, 0.0
+    result = 0.0
+    while depth >= 0:
+        lo, m, state = int(stk[0, depth]), int(stk[1, depth]), stk[2, depth]
+        if m <= 128 or state == 2.0:
+            part = _pwsum_small(x, lo, m) if m <= 128 else stk[3, depth]
+            depth -= 1
+            if depth < 0:
+                result = part
+            elif stk[2, depth] == 1.0:
+                stk[3, depth] = part
+            else:
+                stk[3, depth] = stk[3, depth] + part
+            continue
+        half = m // 2
+        half -= half % 8
+        if state == 0.0:
+            stk[2, depth] = 1.0
+            stk[0, depth + 1], stk[1, depth + 1], stk[2, depth + 1] = lo, half, 0.0
+        else:
+            stk[2, depth] = 2.0
+            stk[0, depth + 1], stk[1, depth + 1], stk[2, depth + 1] = lo + half, m - half, 0.0
+        depth += 1
+    return result
+
+
+@njit(**_INLINE)
+def _pwsum_small(x: np.ndarray, lo: int, n: int) -> float:
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += x[i]
+        return res
+    r0, r1, r2, r3 = x[lo], x[lo + 1], x[lo + 2], x[lo + 3]
+    r4, r5, r6, r7 = x[lo + 4], x[lo + 5], x[lo + 6], x[lo + 7]
+    i = lo + 8
+    stop = lo + n - n % 8
+    while i < stop:
+        r0 += x[i]
+        r1 += x[i + 1]
+        r2 += x[i + 2]
+        r3 += x[i + 3]
+        r4 += x[i + 4]
+        r5 += x[i + 5]
+        r6 += x[i + 6]
+        r7 += x[i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < lo + n:
+        res += x[i]
+        i += 1
+    return res
+
+
+@njit(**_INLINE)
+def _pwsum(x: np.ndarray, n: int, stk: np.ndarray) -> float:
+    """Sum of ``x[:n]`` in numpy's pairwise order (bit-identical to ``x[:n].sum()``)."""
+    if n <= 128:
+        return _pwsum_small(x, 0, n)
+    return _pwsum_block(x, n, stk)
+
+
+@njit(**_INLINE)
+def _any_positive(x: np.ndarray) -> bool:
+    for i in range(x.shape[0]):  # noqa: SIM110 - a plain loop compiles to a plain loop
+        if x[i] > 0.0:
+            return True
+    return False
+
+
+@njit(**_JIT)
+def _floor_lot(q: float, scale: float) -> float:
+    return np.floor(q * scale * (1.0 + LOT_TOLERANCE)) / scale
+
+
+@njit(**_INLINE)
+def action_row(act: np.ndarray, trad: np.ndarray, cur: np.ndarray, out: np.ndarray, s1: np.ndarray,
+               s2: np.ndarray, stk: np.ndarray) -> bool:
+    """Target weights of one (N+1,) action into ``out``; True means "keep current weights"."""
+    n = cur.shape[0]
+    for i in range(n):
+        a = np.float64(act[i])
+        p = a if a > 0.0 else 0.0
+        tr = trad[i] != 0.0
+        s1[i] = 0.0 if tr else cur[i]
+        s2[i] = p if tr else 0.0
+    held = _pwsum(s1, n, stk)
+    c = np.float64(act[n])
+    free = _pwsum(s2, n, stk) + (c if c > 0.0 else 0.0)
+    hold = not free > 0.0
+    f = (1.0 - held) / (1.0 if hold else free)
+    for i in range(n):
+        a = np.float64(act[i])
+        p = a if a > 0.0 else 0.0
+        out[i] = p * f if (trad[i] != 0.0 and not hold) else cur[i]
+    return hold
+
+
+@njit(**_JIT)
+def actions_to_weights(act: np.ndarray, mk: np.ndarray, t: np.ndarray, cur: np.ndarray, out: np.ndarray,
+                       hold: np.ndarray, sc: np.ndarray, stk: np.ndarray) -> None:
+    """(B, N+1) actions -> (B, N) targets and (B,) hold flags at each row's decision bar."""
+    for b in range(cur.shape[0]):
+        hold[b] = action_row(act[b], mk[M_TRAD, t[b]], cur[b], out[b], sc[0], sc[1], stk)
+
+
+@njit(**_JIT)
+def _fill(q: np.ndarray, price: np.ndarray, buy: np.ndarray, r: float, units: np.ndarray, cash: float,
+          rules: np.ndarray, rej: np.ndarray, qout: np.ndarray, fee: np.ndarray, buy_q: np.ndarray,
+          s1: np.ndarray, stk: np.ndarray) -> float:
+    """Apply fills of ``q`` at ``price``: sells (capped at units) first, then buys within cash.
+
+    ``price`` becomes 0 where nothing was ordered; ``qout``/``fee`` get the filled quantity
+    and fee per asset. Returns the new cash.
+    """
+    n = q.shape[0]
+    if not _any_positive(q):
+        # nothing to fill: the general path below would add and subtract exact zeros
+        for i in range(n):
+            price[i] = 0.0
+            qout[i] = 0.0
+            fee[i] = 0.0
+            s = rules[R_SCALE, i]
+            units[i] = np.rint(units[i] * s) / s
+        return cash
+    for i in range(n):
+        if not q[i] > 0.0:
+            price[i] = 0.0
+        sq = 0.0 if buy[i] else _min(q[i], units[i])
+        sn = sq * price[i]
+        sf = sn * r
+        s1[i] = sn - sf
+        fee[i] = sf
+        qout[i] = sq
+        units[i] = units[i] - sq
+    cash = cash + _pwsum(s1, n, stk)
+    budget = cash * (1.0 - CASH_MARGIN)
+    for i in range(n):
+        bq = q[i] if buy[i] else 0.0
+        buy_q[i] = bq
+        s1[i] = bq * price[i] * (1.0 + r)
+    total = _pwsum(s1, n, stk)
+    if total > budget:
+        sc = budget / total
+        for i in range(n):
+            scaled = _floor_lot(buy_q[i] * sc, rules[R_SCALE, i])
+            small = (scaled <= 0.0) or (scaled < rules[R_ORDERMIN, i]) or (scaled * price[i] < rules[R_COSTMIN, i])
+            if buy_q[i] > 0.0 and small:
+                if rej[i] == 0:
+                    rej[i] = INSUFFICIENT_CASH
+                buy_q[i] = 0.0
+            else:
+                buy_q[i] = scaled
+    for i in range(n):
+        bn = buy_q[i] * price[i]
+        bf = bn * r
+        s1[i] = bn + bf
+        fee[i] = fee[i] + bf
+    cash = cash - _pwsum(s1, n, stk)
+    for i in range(n):
+        s = rules[R_SCALE, i]
+        units[i] = np.rint((units[i] + buy_q[i]) * s) / s
+        qout[i] = qout[i] + buy_q[i]
+    return cash
+
+
+@njit(**_JIT)
+def _market(q: np.ndarray, buy: np.ndarray, ref_row: np.ndarray, half: np.ndarray, sigma: np.ndarray,
+            dvol: np.ndarray, k: float, cap: float, r: float, units: np.ndarray, cash: float,
+            rules: np.ndarray, rej: np.ndarray, qout: np.ndarray, price: np.ndarray, fee: np.ndarray,
+            buy_q: np.ndarray, s1: np.ndarray, ref: np.ndarray, rate: np.ndarray,
+            stk: np.ndarray) -> tuple[float, float]:
+    """Market fills at ``ref_row`` moved against the trader by half-spread + impact: (cash, slippage)."""
+    n = q.shape[0]
+    if not _any_positive(q):
+        return _fill(q, price, buy, r, units, cash, rules, rej, qout, fee, buy_q, s1, stk), 0.0
+    for i in range(n):
+        rf = ref_row[i] if q[i] > 0.0 else 0.0
+        notional = q[i] * rf
+        dv = dvol[i]
+        traded = dv > 0.0
+        impact = k * sigma[i] * np.sqrt(notional / (dv if traded else 1.0))
+        if not traded:
+            impact = cap
+        rt = _min(half[i] + impact, cap)
+        sign = 1.0 if buy[i] else -1.0
+        price[i] = rf * (1.0 + sign * rt)
+        ref[i] = rf
+        rate[i] = rt
+    cash = _fill(q, price, buy, r, units, cash, rules, rej, qout, fee, buy_q, s1, stk)
+    for i in range(n):
+        s1[i] = qout[i] * ref[i] * rate[i]
+    return cash, _pwsum(s1, n, stk)
+
+
+@njit(**_INLINE)
+def refresh_row(b: int, mk: np.ndarray, fp: np.ndarray, fst: np.ndarray, ist: np.ndarray, pos: np.ndarray,
+                w: np.ndarray, pf: np.ndarray) -> None:
+    """Weights (B, N) and the float32 portfolio block (B, N+3) of row ``b`` at its decision bar."""
+    n = w.shape[1]
+    t = ist[J_T, b]
+    equity = fst[S_EQUITY, b]
+    eq = equity if equity > 0.0 else np.inf
+    for i in range(n):
+        wi = pos[X_UNITS, b, i] * mk[M_MARK, t, i] / eq
+        w[b, i] = wi
+        pf[b, i] = _clip01(wi)
+    pf[b, n] = _clip01(fst[S_CASH, b] / eq if equity > 0.0 else 1.0)
+    pf[b, n + 1] = _clip01(1.0 - equity / fst[S_PEAK, b])
+    scale = fp[P_AGE_SCALE]
+    pf[b, n + 2] = _clip01(_min(np.float64(t - ist[J_LAST_TRADE, b]), scale) / scale)
+
+
+@njit(**_JIT)
+def _clip01(x: float) -> np.float32:
+    return np.float32(_min(_max(x, 0.0), 1.0))
+
+
+@njit(**_JIT)
+def refresh_rows(rows: np.ndarray, mk: np.ndarray, fp: np.ndarray, fst: np.ndarray, ist: np.ndarray,
+                 pos: np.ndarray, w: np.ndarray, pf: np.ndarray) -> None:
+    for b in rows:
+        refresh_row(b, mk, fp, fst, ist, pos, w, pf)
+
+
+@njit(**_JIT)
+def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarray, fp: np.ndarray,
+              ip: np.ndarray, fst: np.ndarray, ist: np.ndarray, pos: np.ndarray, age: np.ndarray,
+              ring: np.ndarray, w: np.ndarray, target: np.ndarray, of: np.ndarray, oi: np.ndarray,
+              fv: np.ndarray, fc: np.ndarray, rc: np.ndarray, pf: np.ndarray, sc: np.ndarray,
+              isc: np.ndarray, stk: np.ndarray) -> None:
+    """One bar for every row: actions ``act`` (B, N+1) -> orders, fills, marks and the step outputs.
+
+    ``sc`` (16, N) float64, ``isc`` (2, N) int64 and ``stk`` (4, 64) float64 are scratch space.
+    """
+    n_rows, n = w.shape
+    limit = ip[I_LIMIT] != 0
+    fallback = limit and ip[I_FALLBACK_MARKET] != 0
+    ttl = ip[I_TTL]
+    k, cap_slip = fp[P_K], fp[P_MAXSLIP]
+    s1, s2, qty, q, px = sc[0], sc[1], sc[2], sc[3], sc[4]
+    qa, pa, fa, qb, pb, fb = sc[5], sc[6], sc[7], sc[8], sc[9], sc[10]
+    buy_q, ref, rate = sc[11], sc[12], sc[13]
+    buy, rej = isc[0], isc[1]
+    for b in range(n_rows):
+        if ist[J_T, b] + 1 >= mk.shape[1] or ist[J_T, b] < 0:
+            raise IndexError("step past the last bar of the market: reset the env after truncation")
+    for b in range(n_rows):
+        t = ist[J_T, b]
+        u = t + 1
+        units, pend, ppx, ag = pos[X_UNITS, b], pos[X_PEND, b], pos[X_PEND_PX, b], age[b]
+        hold = action_row(act[b], mk[M_TRAD, t], w[b], target[b], s1, s2, stk)
+        if ist[J_FORCE_HOLD, b] != 0:
+            hold = True
+            ist[J_FORCE_HOLD, b] = 0
+        eq_before = fst[S_EQUITY, b]
+        dd_before = 1.0 - eq_before / fst[S_PEAK, b]
+        if ip[I_TIERED] != 0:
+            vol = fst[S_VOL30, b]
+            tier = 0
+            while tier < fees.shape[1] and not vol < fees[0, tier]:
+                tier += 1
+            tier = max(tier - 1, 0)
+            maker, taker = fees[1, tier], fees[2, tier]
+        else:
+            maker, taker = fp[P_MAKER], fp[P_TAKER]
+        cash = fst[S_CASH, b]
+        # --- 1. new orders at the decision price (orders.size_orders)
+        for i in range(n):
+            rej[i] = 0
+        if not hold:
+            mof_eq = fp[P_MOF] * eq_before
+            for i in range(n):
+                price = mk[M_PRICE, t, i]
+                tg = target[b, i]
+                delta = tg * eq_before / price - units[i] if mk[M_TRAD, t, i] != 0.0 else 0.0
+                is_sell = delta < 0.0
+                size = abs(delta)
+                lots = _floor_lot(size, rules[R_SCALE, i])
+                if is_sell:
+                    oq = units[i] if tg <= 0.0 else _min(lots, units[i])
+                else:
+                    oq = lots
+                reason = 0
+                if size * price > mof_eq:
+                    if oq <= 0.0:
+                        reason = LOT_SIZE
+                    elif oq < rules[R_ORDERMIN, i]:
+                        reason = ORDERMIN
+                    elif oq * price < rules[R_COSTMIN, i]:
+                        reason = COSTMIN
+                    signed = (-oq if is_sell else oq) if reason == 0 else 0.0
+                else:
+                    signed = 0.0
+                rej[i] = reason
+                pend[i] = signed
+                if limit:
+                    off = mk[M_LOFF, t, i]
+                    ppx[i] = price * ((1.0 - off) if signed > 0.0 else (1.0 + off))
+                ag[i] = 0
+        # --- 2. phase A inside bar t+1: limits traded through (maker) or market at the open (taker)
+        for i in range(n):
+            buy[i] = 1 if pend[i] > 0.0 else 0
+            qty[i] = abs(pend[i])
+        slip = 0.0
+        if limit:
+            for i in range(n):
+                hit = False
+                if mk[M_OK, u, i] != 0.0:
+                    hit = mk[M_LOW, u, i] < ppx[i] if buy[i] else mk[M_HIGH, u, i] > ppx[i]
+                q[i] = _floor_lot(_min(qty[i] if hit else 0.0, mk[M_CAP, u, i]), rules[R_SCALE, i])
+                pa[i] = ppx[i]
+            cash = _fill(q, pa, buy, maker, units, cash, rules, rej, qa, fa, buy_q, s1, stk)
+        else:
+            for i in range(n):
+                q[i] = _floor_lot(_min(qty[i] if mk[M_OK, u, i] != 0.0 else 0.0, mk[M_CAP, u, i]),
+                                  rules[R_SCALE, i])
+            cash, slip = _market(q, buy, mk[M_OPEN, u], mk[M_HALF, t], mk[M_SIGMA, t], mk[M_DVOL, u], k, cap_slip,
+                                 taker, units, cash, rules, rej, qa, pa, fa, buy_q, s1, ref, rate, stk)
+        # --- 3. phase B at the close of t+1: expired limits fall back to market (or are cancelled)
+        if limit:
+            for i in range(n):
+                px[i] = qty[i] - qa[i]  # remaining
+            if fallback:
+                for i in range(n):
+                    ok = mk[M_OK, u, i] != 0.0
+                    go = (ag[i] + 1 >= ttl) and ok and px[i] > 0.0
+                    room = _max(mk[M_CAP, u, i] - qa[i], 0.0)
+                    q[i] = _floor_lot(_min(px[i] if go else 0.0, room), rules[R_SCALE, i])
+                cash, slip = _market(q, buy, mk[M_CLOSE, u], mk[M_HALF, t], mk[M_SIGMA, t], mk[M_DVOL, u], k,
+                                     cap_slip, taker, units, cash, rules, rej, qb, pb, fb, buy_q, s1, ref, rate, stk)
+                for i in range(n):
+                    px[i] = px[i] - qb[i]
+            for i in range(n):
+                expire = ag[i] + 1 >= ttl
+                keep = (not expire) and px[i] > 0.0
+                if expire and mk[M_OK, u, i] == 0.0 and qty[i] > 0.0 and rej[i] == 0:
+                    rej[i] = NO_BAR
+                pend[i] = (1.0 if buy[i] else -1.0) * px[i] if keep else 0.0
+                ag[i] = ag[i] + 1 if keep else 0
+        else:
+            for i in range(n):
+                if mk[M_OK, u, i] == 0.0 and qty[i] > 0.0 and rej[i] == 0:
+                    rej[i] = NO_BAR
+                pend[i] = 0.0
+        # --- 4. totals, records and the mark at the close of t+1
+        fees_paid = _pwsum(fa, n, stk)
+        for i in range(n):
+            s1[i] = qa[i] * pa[i]
+        traded = _pwsum(s1, n, stk)
+        nf = 0
+        for i in range(n):
+            if qa[i] != 0.0:
+                fc[b, nf] = (i * 2 + (1 if buy[i] else 0)) * 2 + (1 if limit else 0)
+                fv[b, nf, V_QTY], fv[b, nf, V_PRICE], fv[b, nf, V_FEE] = qa[i], pa[i], fa[i]
+                nf += 1
+        filled = False
+        for i in range(n):
+            filled = filled or qa[i] > 0.0
+        if fallback:
+            fees_paid = fees_paid + _pwsum(fb, n, stk)
+            for i in range(n):
+                s1[i] = qb[i] * pb[i]
+            traded = traded + _pwsum(s1, n, stk)
+            for i in range(n):
+                filled = filled or qb[i] > 0.0
+                if qb[i] != 0.0:
+                    fc[b, nf] = (i * 2 + (1 if buy[i] else 0)) * 2
+                    fv[b, nf, V_QTY], fv[b, nf, V_PRICE], fv[b, nf, V_FEE] = qb[i], pb[i], fb[i]
+                    nf += 1
+        nr = 0
+        for i in range(n):
+            if rej[i] != 0:
+                rc[b, nr] = i * 8 + rej[i]
+                nr += 1
+        for i in range(n):
+            s1[i] = units[i] * mk[M_MARK, u, i]
+        equity = cash + _pwsum(s1, n, stk)
+        peak = _max(fst[S_PEAK, b], equity)
+        fst[S_CASH, b] = cash
+        fst[S_EQUITY, b] = equity
+        fst[S_PEAK, b] = peak
+        if filled:
+            ist[J_LAST_TRADE, b] = u
+        fst[S_CUM_FEES, b] += fees_paid
+        fst[S_CUM_SLIP, b] += slip
+        fst[S_CUM_TRADED, b] += traded
+        if ip[I_TIERED] != 0:
+            slot = ist[J_STEPS, b] % FEE_WINDOW
+            fst[S_VOL30, b] += traded - ring[b, slot]
+            ring[b, slot] = traded
+        ist[J_T, b] = u
+        steps = ist[J_STEPS, b] + 1
+        ist[J_STEPS, b] = steps
+        # --- 5. step outputs (the reward's log is taken by the caller, in numpy)
+        dd = 1.0 - equity / peak
+        terminated = equity <= 0.0 or (ip[I_HALT_ON] != 0 and dd >= fp[P_HALT])
+        of[b, O_EQ_BEFORE] = eq_before
+        of[b, O_EQUITY] = equity
+        of[b, O_CASH] = cash
+        of[b, O_FEES] = fees_paid
+        of[b, O_SLIP] = slip
+        of[b, O_TRADED] = traded
+        of[b, O_TURNOVER] = traded / eq_before if eq_before > 0.0 else 0.0
+        of[b, O_DD] = dd
+        of[b, O_RATIO] = _max(equity, TINY) / eq_before
+        of[b, O_PENALTY] = fp[P_PENALTY] * _max(dd - dd_before, 0.0)
+        oi[b, Q_T] = u
+        oi[b, Q_N_FILLS] = nf
+        oi[b, Q_N_REJECTED] = nr
+        oi[b, Q_TERMINATED] = terminated
+        oi[b, Q_TRUNCATED] = steps >= ist[J_LENGTH, b] and not terminated
+        oi[b, Q_HOLD] = hold
+        refresh_row(b, mk, fp, fst, ist, pos, w, pf)
