@@ -60,7 +60,8 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ## Observation Space
 
     `Dict` with ``features`` (window × N × F), ``portfolio`` (N + 3) and, when external
-    signals are given, ``signals`` (N × K); see `envs.observation`. All float32, bounded.
+    signals are given, ``signals`` (N × (K+1): the K inputs, NaN as 0, then a 0/1
+    ``signals_available`` flag); see `envs.observation`. All float32, bounded.
 
     ## Rewards
 

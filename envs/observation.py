@@ -51,7 +51,12 @@ def build_features(market: MarketData, config: EnvConfig) -> np.ndarray:
 
 
 def prepare_signals(signals: np.ndarray | None, market: MarketData, config: EnvConfig) -> np.ndarray | None:
-    """Validate a ``T × N × K`` signal array and make it a clipped, read-only float32 copy."""
+    """Validate a ``T × N × K`` signal array and make it a clipped, read-only ``T × N × (K+1)`` float32 copy.
+
+    Missing values (NaN, e.g. bars before the first walk-forward fold) become 0, and the
+    extra last channel ``signals_available`` is 1.0 where all K inputs were finite, 0.0
+    otherwise, so a policy can tell "no prediction" from a prediction of 0 (contract 7).
+    """
     if signals is None:
         return None
     arr = np.asarray(signals, dtype=np.float64)
@@ -61,7 +66,9 @@ def prepare_signals(signals: np.ndarray | None, market: MarketData, config: EnvC
     if arr.ndim != 3 or arr.shape[:2] != expected or arr.shape[2] < 1:
         raise DataError(f"signals: expected shape {(*expected, 'K')} aligned with the market, got {arr.shape}")
     clip = config.signal_clip
-    out = np.clip(np.nan_to_num(arr, nan=0.0, posinf=clip, neginf=-clip), -clip, clip).astype(np.float32)
+    values = np.clip(np.nan_to_num(arr, nan=0.0, posinf=clip, neginf=-clip), -clip, clip)
+    available = np.isfinite(arr).all(axis=2, keepdims=True)
+    out = np.concatenate([values, available], axis=2).astype(np.float32)
     out.flags.writeable = False
     return out
 

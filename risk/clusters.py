@@ -31,22 +31,28 @@ class ClusterSchedule:
         self.refresh_hours = int(refresh_hours)
         self._returns = log_returns(market.close)
         self._cache: dict[int, np.ndarray] = {}
+        # bar index of the latest refresh at or before each bar (0 if none yet)
+        ts = np.asarray(market.timestamps, dtype=np.int64)
+        since = (ts % (self.refresh_hours * HOUR)) // HOUR
+        self._refresh = np.maximum(0, np.arange(ts.shape[0], dtype=np.int64) - since).tolist()
 
     def refresh_index(self, t: int) -> int:
         """Bar index of the latest refresh at or before bar t (0 if none yet)."""
-        step = self.refresh_hours * HOUR
-        ts = int(self.market.timestamps[t])
-        refresh_ts = ts - (ts % step)
-        return max(0, t - (ts - refresh_ts) // HOUR)
+        return int(self._refresh[t])
 
     def labels(self, t: int) -> np.ndarray:
         """(N,) int cluster label per asset for a decision at bar t (labels start at 0)."""
-        r = self.refresh_index(t)
+        r = self._refresh[t]
         cached = self._cache.get(r)
         if cached is None:
             cached = self.compute(r)
             self._cache[r] = cached
         return cached
+
+    def precompute(self) -> None:
+        """Compute every refresh epoch of the market now (a wrapper's step loop then only looks up)."""
+        for r in sorted(set(self._refresh)):
+            self.labels(r)
 
     def compute(self, t: int) -> np.ndarray:
         """Labels from the returns of bars ``(t - window, t]``."""

@@ -32,6 +32,7 @@ import pandas as pd
 from envs.data.indicators import corwin_schultz_spread, log_returns
 from envs.data.market import MarketData
 from envs.errors import KrakenRLError
+from risk.kernels import F_HELD, F_SCOPE
 from risk.limits import RiskLimits
 
 log = logging.getLogger(__name__)
@@ -84,15 +85,22 @@ class MarketSignals:
         real = market.tradable & ~market.filled & np.isfinite(close)
         self.stale_hours = _hours_since_real(real)
         self.listed = np.isfinite(close)
-        # fast path for the step loop: (T, N) "something fires here" flags
+        # the step loop's (T, N) trigger table, exactly the conditions of `hits`: an asset in
+        # scope fires if its F_SCOPE bit is set, or if it is held and its F_HELD bit is set
+        fin_r = np.isfinite(self.abs_ret)
         with np.errstate(invalid="ignore"):
             market_hit = (
-                (self.abs_ret > limits.max_price_jump)
-                | ((self.sigma > 0) & (self.abs_ret > limits.vol_multiple * self.sigma))
-                | (self.spread > limits.spread_multiple * self.spread_ref)
+                (fin_r & (self.abs_ret > limits.max_price_jump))
+                | (fin_r & np.isfinite(self.sigma) & (self.sigma > 0) & (self.abs_ret > limits.vol_multiple * self.sigma))
+                | (
+                    np.isfinite(self.spread)
+                    & np.isfinite(self.spread_ref)
+                    & (self.spread > limits.spread_multiple * self.spread_ref)
+                )
             )
         self._any_flag = np.where(self.listed, market_hit, market.tradable)
         self._held_flag = ~self.listed | (self.stale_hours > limits.max_stale_hours)
+        self.flags = (self._any_flag * F_SCOPE + self._held_flag * F_HELD).astype(np.int8)
 
     def hits(self, t: int, scope: np.ndarray, held: np.ndarray, limits: RiskLimits) -> list[TriggerHit]:
         """Triggers firing at bar t for assets in ``scope`` (bool (N,)); ``held`` for staleness."""

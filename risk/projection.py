@@ -49,6 +49,7 @@ tighter cap shrinks its neighbour (0.3/0.3 in a 0.4 cluster -> 0.2/0.2, but 0.3/
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,7 @@ import numpy as np
 from envs.data.indicators import atr
 from envs.data.market import HOUR, MarketData
 from envs.snapshot import PortfolioSnapshot
+from risk import kernels as K
 from risk.clusters import ClusterSchedule
 from risk.kill_switch import KillSwitch, MarketSignals, TriggerHit
 from risk.ladder import LEVEL_NAMES, DrawdownLadder
@@ -163,6 +165,16 @@ class RiskProjector:
             distance=lim.cluster_distance,
             refresh_hours=lim.cluster_refresh_hours,
         )
+        # fast path (`project`): plain inputs of the kernel, scratch consumed within one call
+        n = self.n_assets
+        self._n_bars = market.n_bars
+        self._ts = market.timestamps.tolist()
+        self._lim = K.limits_vector(lim)
+        self._amounts = np.zeros(K.N_RULES)
+        self._changed = np.zeros((K.N_RULES, n), dtype=bool)
+        self._work = np.zeros((4, n + 1))
+        self._mask = np.zeros((3, n + 1), dtype=bool)
+        self._asset_sets: dict[bytes, tuple[str, ...]] = {}
 
     def reset_state(self) -> None:
         """A new account (a new training episode): fresh high-water mark and kill switch."""
@@ -178,7 +190,106 @@ class RiskProjector:
 
     # ------------------------------------------------------------- projection
     def project(self, snapshot: PortfolioSnapshot, proposed: Any) -> RiskDecision:
-        """The executed target for ``proposed`` given ``snapshot`` (see the module docstring)."""
+        """The executed target for ``proposed`` given ``snapshot`` (see the module docstring).
+
+        Runs the numba kernel `risk.kernels.project_row`, which gives bit-identical results
+        to `project_reference`; inputs of the wrong shape or type, and a broken invariant,
+        go through `project_reference` itself.
+        """
+        decision = self._project_fast(snapshot, proposed)
+        return decision if decision is not None else self.project_reference(snapshot, proposed)
+
+    def _project_fast(self, snapshot: PortfolioSnapshot, proposed: Any) -> RiskDecision | None:
+        """`project` on the kernel; None (state untouched but the idempotent ladder update)
+        where the reference must decide."""
+        n, t = self.n_assets, snapshot.t
+        if not 0 <= t < self._n_bars:
+            return None
+        t = int(t)
+        try:
+            raw = np.array(proposed, dtype=np.float64)
+        except (TypeError, ValueError):
+            return None
+        weights, units = _vector(snapshot.weights, n), _vector(snapshot.units, n)
+        tradable = snapshot.tradable
+        if type(tradable) is not np.ndarray or tradable.dtype != np.bool_:
+            tradable = np.asarray(tradable, dtype=bool)
+        if raw.shape != (n,) or weights is None or units is None or tradable.shape != (n,):
+            return None
+        lim, ks_sw = self.limits, self.kill_switch
+        equity, ts = float(snapshot.equity), int(snapshot.timestamp)
+        level, dd = self.ladder.update(equity, float(snapshot.peak_equity), ts, lim)
+        mismatch = ts != self._ts[t]
+        bad_equity = not math.isfinite(equity)
+        ks_base = ks_sw.engaged or ks_sw.exchange_down is not None or mismatch or bad_equity
+        sched = level == 2 and (ts // HOUR) % lim.dd_cut_rebalance_hours != 0
+        labels = self.clusters.labels(t)
+        out = np.empty((2, n))
+        code = K.project_row(
+            raw, weights, units, tradable, t, self.vol_cap, self.signals.flags, labels, self._lim,
+            level, ks_base, sched, out, self._amounts, self._changed, self._work, self._mask,
+        )  # fmt: skip
+        if code < 0:
+            return None
+        hits: list[TriggerHit] = []
+        if code & (K.S_INTEGRITY | K.S_TRIGGER) or mismatch or bad_equity:  # rare: build the records
+            if code & K.S_INTEGRITY or bad_equity:
+                hits.append(TriggerHit("data_integrity", None, float("nan"), 0.0, "snapshot not finite"))
+            if mismatch:
+                hits.append(
+                    TriggerHit(
+                        "data_integrity",
+                        None,
+                        float(snapshot.timestamp),
+                        float(self.market.timestamps[t]),
+                        "snapshot timestamp differs from the market's bar t",
+                    )
+                )
+            market_hits = self.signals.hits(t, self._mask[0, :n].copy(), self._mask[1, :n].copy(), lim)
+            if bool(market_hits) != bool(code & K.S_TRIGGER):  # cannot happen: flags mirror hits()
+                log.error("risk kernel trigger flags disagree with MarketSignals.hits at t=%d", t)
+                return None
+            hits += market_hits
+        newly = ks_sw.update(hits, ts)
+        ivs: list[Intervention] = []
+        rules = code & K.RULE_MASK
+        while rules:
+            low = rules & -rules
+            r = low.bit_length() - 1
+            rules ^= low
+            if r == K.R_SANITISE:
+                ivs.append(Intervention("sanitise", (), float(self._amounts[r]), _sanitise_detail(code)))
+            else:
+                detail = f"engaged: {ks_sw.reasons}" if r == K.R_KILL else _DETAILS.get(r, "")
+                ivs.append(Intervention(RULE_ORDER[r], self._assets_of(self._changed[r]), float(self._amounts[r]), detail))
+        return RiskDecision(
+            t=t,
+            timestamp=ts,
+            proposed=raw,
+            current=out[0],
+            target=out[1],
+            interventions=ivs,
+            level=level,
+            drawdown=dd,
+            kill_switch_engaged=ks_sw.engaged,
+            kill_switch_reasons=ks_sw.reasons,
+            active_triggers=list(ks_sw.active),
+            engaged_now=newly,
+            halted=level == 3,
+            clusters=labels,
+        )
+
+    def _assets_of(self, changed: np.ndarray) -> tuple[str, ...]:
+        key = changed.tobytes()
+        names = self._asset_sets.get(key)
+        if names is None:
+            names = tuple(self.assets[i] for i in np.flatnonzero(changed))
+            if len(self._asset_sets) < 4096:
+                self._asset_sets[key] = names
+        return names
+
+    def project_reference(self, snapshot: PortfolioSnapshot, proposed: Any) -> RiskDecision:
+        """The numpy reference of `project` (rule by rule, as in the module docstring)."""
         lim, n, t = self.limits, self.n_assets, int(snapshot.t)
         if not 0 <= t < self.market.n_bars:
             raise IndexError(f"snapshot.t={t}: expected a bar of the risk market (0..{self.market.n_bars - 1})")
@@ -386,6 +497,31 @@ class RiskProjector:
         elif tradable.shape == (n,) and (w[~tradable] > current[~tradable]).any():
             return "no-increase rule (untradable)"
         return ""
+
+
+_DETAILS = {K.R_HALT: "drawdown halt: all cash", K.R_SCHED: "reduce-only between rebalances"}
+
+
+def _sanitise_detail(code: int) -> str:
+    if code & K.S_NONFINITE:
+        return "NaN/inf in proposal: held current weights"
+    reasons = []
+    if code & K.S_NEGATIVE:
+        reasons.append("negative weights clipped to 0")
+    if code & K.S_SCALED:
+        reasons.append("weights summing above 1 scaled to 1")
+    return "; ".join(reasons)
+
+
+def _vector(x: Any, n: int) -> np.ndarray | None:
+    """``x`` as a (n,) float64 array (no copy if it is one already), None if it cannot be."""
+    if type(x) is np.ndarray and x.dtype == np.float64 and x.shape == (n,):
+        return x
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return a if a.shape == (n,) else None
 
 
 def _amount(raw: np.ndarray | None, w: np.ndarray) -> float:

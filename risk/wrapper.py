@@ -27,6 +27,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import VectorEnv, VectorWrapper
 
+from risk.kernels import clip_action
 from risk.limits import SPEC_A, RiskLimits
 from risk.projection import Intervention, RiskDecision, RiskProjector
 
@@ -42,13 +43,10 @@ def action_to_proposal(base: Any, action: Any, current: np.ndarray) -> tuple[np.
         return current.copy(), Intervention(
             "sanitise", (), 0.0, f"action shape: expected ({n + 1},), got {a.shape}: held current weights"
         )
-    if not np.all(np.isfinite(a)):
+    clipped = clip_action(a, np.empty(n + 1))  # in place; the same checks as np.isfinite / np.clip
+    if clipped < 0.0:
         return current.copy(), Intervention("sanitise", (), 0.0, "NaN/inf in action: held current weights")
-    note = None
-    if np.any(np.abs(a) > 1.0):
-        clipped = np.clip(a, -1.0, 1.0)
-        note = Intervention("sanitise", (), float(np.abs(a - clipped).sum()), "action clipped to [-1, 1]")
-        a = clipped
+    note = Intervention("sanitise", (), clipped, "action clipped to [-1, 1]") if clipped > 0.0 else None
     return np.asarray(base.action_to_weights(a), dtype=np.float64), note
 
 
@@ -74,6 +72,7 @@ class RiskWrapper(gym.Wrapper):
         super().__init__(env)
         base = env.unwrapped
         self.projector = projector if projector is not None else RiskProjector(limits, base.market)  # type: ignore[attr-defined]
+        self.projector.clusters.precompute()  # once per market, not inside the step loop
         self.new_account_on_reset = new_account_on_reset
         self.last_decision: RiskDecision | None = None
 
@@ -86,6 +85,7 @@ class RiskWrapper(gym.Wrapper):
         base = self.env.unwrapped
         if base.market is not self.projector.market:  # type: ignore[attr-defined]
             self.projector.set_market(base.market)  # type: ignore[attr-defined]
+            self.projector.clusters.precompute()
         if self.new_account_on_reset:
             self.projector.reset_state()
         self.last_decision = None
@@ -130,6 +130,7 @@ class RiskVectorWrapper(VectorWrapper):
         super().__init__(env)
         base = env.unwrapped
         proto = RiskProjector(limits, base.market)  # type: ignore[attr-defined]
+        proto.clusters.precompute()
         self.projectors: list[RiskProjector] = [proto]
         for _ in range(1, env.num_envs):  # share the precomputed market inputs, not the account state
             p = RiskProjector.__new__(RiskProjector)

@@ -54,15 +54,15 @@ class BatchCore:
         self.rules = lot_rules(market, config)
         self.features = build_features(market, config)
         self.signals = prepare_signals(signals, market, config)
-        k = 0 if self.signals is None else self.signals.shape[2]
+        k = 0 if self.signals is None else self.signals.shape[2] - 1  # the last channel is the availability flag
         names = list(signal_names) if signal_names is not None else [f"signal_{j}" for j in range(k)]
         if len(names) != k:
             raise ConfigError(f"signal_names: expected {k} names, got {len(names)}")
-        self.signal_names = tuple(names)
+        self.signal_names = (*names, "signals_available") if self.signals is not None else ()
         self.pair_names = tuple(
             market.pairs[a].altname if a in market.pairs else f"{a}USD" for a in market.assets
         )
-        self.observation_space = observation_space(config, self.n_assets, k)
+        self.observation_space = observation_space(config, self.n_assets, len(self.signal_names))
         self.ledger = BatchLedger(self.arrays, self.rules, make_fee_model(config.fee_model, config.maker_fee,
                                                                           config.taker_fee), config, n)
         self.reward_state = RewardState(n)

@@ -71,5 +71,17 @@ def test_signals_block_is_part_of_the_observation(real_market):
     env = KrakenSpotEnv(real_market, EnvConfig(episode_hours=20), signals=signals, signal_names=["p_up", "ret"])
     obs, _ = env.reset(seed=0)
     t = env.snapshot().t
-    np.testing.assert_array_equal(obs["signals"], signals[t].astype(np.float32))
+    np.testing.assert_array_equal(obs["signals"][:, :2], signals[t].astype(np.float32))
+    np.testing.assert_array_equal(obs["signals"][:, 2], np.ones(N, np.float32))
+    assert env.core.signal_names == ("p_up", "ret", "signals_available")
     gym_check_env(env, skip_render_check=True)
+
+
+def test_missing_signals_are_flagged_not_passed_as_zero(real_market):
+    T, N = real_market.n_bars, real_market.n_assets
+    signals = np.full((T, N, 2), 0.7)
+    signals[:, 0, 1] = np.nan  # asset 0 has no second prediction anywhere
+    env = KrakenSpotEnv(real_market, EnvConfig(episode_hours=20), signals=signals)
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(obs["signals"][0], np.array([0.7, 0.0, 0.0], np.float32))
+    np.testing.assert_array_equal(obs["signals"][1:, 2], np.ones(N - 1, np.float32))

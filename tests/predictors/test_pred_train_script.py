@@ -112,6 +112,7 @@ def test_train_predictors_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     for _ in range(3):
         t_now = env.unwrapped.snapshot().t
         expected = np.clip(np.nan_to_num(signals[t_now], nan=0.0), -10.0, 10.0).astype(np.float32)
-        np.testing.assert_array_equal(obs["signals"], expected)
+        np.testing.assert_array_equal(obs["signals"][:, :-1], expected)
+        np.testing.assert_array_equal(obs["signals"][:, -1], np.ones(3, np.float32))  # availability flag
         assert np.isfinite(signals[t_now]).all()  # inside the predicted period every channel is present
         obs, *_ = env.step(env.action_space.sample())

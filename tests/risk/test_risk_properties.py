@@ -285,3 +285,104 @@ def test_scaling_to_a_subnormal_cap_terminates() -> None:
     for cap in (5e-324, 1e-310, 0.0, 1e-300, 0.5):
         assert _cap_total(w, cap).sum() <= cap
         assert np.all(np.bincount(labels, weights=_cap_groups(w, labels, cap)) <= cap)
+
+
+# ------------------------------------------------- kernel vs numpy reference
+PERTURBATIONS = ("none", "engaged", "halted", "weights_nan", "equity_inf", "timestamp", "units_nan")
+
+
+def _perturb(snap: PortfolioSnapshot, how: str) -> PortfolioSnapshot:
+    fields = dict(snap.__dict__)
+    if how == "weights_nan":
+        fields["weights"] = np.where(np.arange(snap.weights.size) == 0, np.nan, snap.weights)
+    elif how == "equity_inf":
+        fields["equity"] = np.inf
+    elif how == "timestamp":
+        fields["timestamp"] = snap.timestamp + HOUR
+    elif how == "units_nan":
+        fields["units"] = np.where(np.arange(snap.units.size) == 0, np.nan, snap.units)
+    return PortfolioSnapshot(**fields)
+
+
+def _account(market: MarketData, lim: RiskLimits, how: str, down: bool) -> RiskProjector:
+    p = RiskProjector(lim, market)
+    if how == "engaged":  # engaged earlier, no trigger active now
+        p.kill_switch.report_exchange_down("earlier", timestamp=1)
+        p.kill_switch.report_exchange_up()
+    if how == "halted":
+        p.ladder.halted, p.ladder.halted_at = True, 1
+    if down:
+        p.kill_switch.report_exchange_down("test")
+    return p
+
+
+def _is_vector(proposal, n: int) -> bool:
+    try:
+        return np.array(proposal, dtype=np.float64).shape == (n,)
+    except (TypeError, ValueError):
+        return False
+
+
+def _same_decision(fast: RiskDecision, ref: RiskDecision) -> None:
+    # bit for bit: the kernel keeps the reference's floating-point operations and their order
+    assert fast.target.tobytes() == ref.target.tobytes(), (fast.target, ref.target)
+    assert fast.current.tobytes() == ref.current.tobytes()
+    np.testing.assert_array_equal(fast.proposed, ref.proposed)
+    assert [iv.to_dict() for iv in fast.interventions] == [iv.to_dict() for iv in ref.interventions]
+    assert (fast.t, fast.timestamp, fast.level, fast.drawdown, fast.halted) == (
+        ref.t, ref.timestamp, ref.level, ref.drawdown, ref.halted,
+    )  # fmt: skip
+    assert (fast.kill_switch_engaged, fast.kill_switch_reasons, fast.engaged_now) == (
+        ref.kill_switch_engaged, ref.kill_switch_reasons, ref.engaged_now,
+    )  # fmt: skip
+    assert repr([h.to_dict() for h in fast.active_triggers]) == repr([h.to_dict() for h in ref.active_triggers])
+    np.testing.assert_array_equal(fast.clusters, ref.clusters)
+    assert repr(fast.to_info()) == repr(ref.to_info())
+
+
+@PROPS
+@given(case_st(), st.sampled_from(PERTURBATIONS))
+def test_kernel_gives_the_numpy_reference_decision_bit_for_bit(case, how: str) -> None:
+    """`project` (numba kernel) == `project_reference` (numpy), over two consecutive decisions:
+    same executed target (bitwise), same binding rules with the same assets and amounts,
+    same ladder/kill-switch outputs and the same account state afterwards."""
+    market, lim, snap, proposal, down = case
+    snap = _perturb(snap, how)
+    fast, ref = _account(market, lim, how, down), _account(market, lim, how, down)
+    for prop in (proposal, None):
+        if prop is None:  # second decision: the account state carried over, a new proposal
+            prop = np.roll(ref_d.target, 1) * 3.0 - 0.05
+        fast_d = fast._project_fast(snap, prop)
+        # the kernel decides every (N,)-shaped numeric proposal; the rest stays on the reference path
+        assert (fast_d is not None) == _is_vector(prop, market.n_assets), (prop, how)
+        if fast_d is None:
+            fast_d = fast.project_reference(snap, prop)
+        ref_d = ref.project_reference(snap, prop)
+        _same_decision(fast_d, ref_d)
+        assert repr(fast.state_dict()) == repr(ref.state_dict())
+
+
+def test_pairwise_sum_is_numpys_sum() -> None:
+    from risk.kernels import pwsum
+
+    rng = np.random.default_rng(7)
+    for n in [*range(0, 40), 127, 128, 129, 255, 256, 300, 1000, 1031]:
+        for _ in range(20):
+            a = rng.normal(size=n) * 10.0 ** rng.integers(-8, 8, size=n)
+            assert pwsum(a) == a.sum(), n
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.lists(st.one_of(st.floats(-3, 3), st.sampled_from([np.nan, np.inf, -np.inf, 1e300, -1e300])), min_size=1, max_size=14))
+def test_clip_action_matches_numpy(values: list[float]) -> None:
+    from risk.kernels import clip_action
+
+    a = np.array(values)
+    got = a.copy()
+    amount = clip_action(got, np.empty(a.size))
+    if not np.all(np.isfinite(a)):
+        assert amount == -1.0
+        return
+    clipped = np.clip(a, -1.0, 1.0)
+    assert got.tobytes() == clipped.tobytes()
+    assert amount == (float(np.abs(a - clipped).sum()) if np.any(np.abs(a) > 1.0) else 0.0)
