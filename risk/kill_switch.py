@@ -91,7 +91,12 @@ class MarketSignals:
         with np.errstate(invalid="ignore"):
             market_hit = (
                 (fin_r & (self.abs_ret > limits.max_price_jump))
-                | (fin_r & np.isfinite(self.sigma) & (self.sigma > 0) & (self.abs_ret > limits.vol_multiple * self.sigma))
+                | (
+                    fin_r
+                    & np.isfinite(self.sigma)
+                    & (self.sigma > 0)
+                    & (self.abs_ret > limits.vol_multiple * self.sigma)
+                )
                 | (
                     np.isfinite(self.spread)
                     & np.isfinite(self.spread_ref)

@@ -12,6 +12,9 @@
    amounts, ladder level, drawdown, kill-switch state and triggers, halt) and, on halt,
    sets ``terminated=True`` with ``info["termination_reason"] = "halt"``.
 
+Cost: the wrapper computes the correlation clusters of every refresh of the market when
+it is built (`ClusterSchedule.precompute`), so a step only looks them up.
+
 Episode boundaries: with ``new_account_on_reset=True`` (the default, for training and
 evaluation: a new episode is a new account) ``reset`` restarts the high-water mark and
 clears the kill switch and halt latch. With ``False`` (a persistent account, as in paper
