@@ -187,20 +187,12 @@ class RiskVectorWrapper(VectorWrapper):
         if np.any(halted):
             terms |= halted
             reasons[halted] = "halt"
-            self._end_episodes(base, halted)
+            base.end_episodes(halted)  # type: ignore[attr-defined]  # autoreset these at the next step
         infos = dict(infos)
         infos["risk"] = risk
         infos["termination_reason"] = reasons
         self._ended = terms | np.asarray(truncs, dtype=bool)
         return obs, rewards, terms, truncs, infos
-
-    @staticmethod
-    def _end_episodes(base: Any, mask: np.ndarray) -> None:
-        hook = getattr(base, "end_episodes", None)
-        if hook is not None:
-            hook(mask)
-        else:  # KrakenSpotVectorEnv without the hook: its NEXT_STEP autoreset flag
-            base._prev_done = np.asarray(base._prev_done, dtype=bool) | mask
 
 
 def make_risk_wrapped(env: gym.Env, limits: RiskLimits = SPEC_A, **kwargs: Any) -> RiskWrapper:
