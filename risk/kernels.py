@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from envs.execution.kernels import pairwise_block as _block
+
 # rule indices: positions in risk.projection.RULE_ORDER
 R_SANITISE, R_HALT, R_MAXPOS, R_KILL, R_SCHED, R_UNTRADABLE = 0, 1, 2, 3, 4, 5
 R_VOL, R_ASSET, R_LADDER, R_CLUSTER, R_EXPOSURE, R_COST, R_FALLBACK = 6, 7, 8, 9, 10, 11, 12
@@ -59,36 +61,6 @@ def limits_vector(limits: object) -> np.ndarray:
         ],
         dtype=np.float64,
     )
-
-
-@njit(**_JIT)
-def _block(a: np.ndarray, lo: int, n: int) -> float:
-    """numpy's pairwise sum of a block of at most 128 elements (8 interleaved partial sums)."""
-    if n < 8:
-        res = 0.0
-        for i in range(lo, lo + n):
-            res += a[i]
-        return res
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = 8
-    stop = n - n % 8
-    while i < stop:
-        j = lo + i
-        r0 += a[j]
-        r1 += a[j + 1]
-        r2 += a[j + 2]
-        r3 += a[j + 3]
-        r4 += a[j + 4]
-        r5 += a[j + 5]
-        r6 += a[j + 6]
-        r7 += a[j + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[lo + i]
-        i += 1
-    return res
 
 
 @njit(**_JIT)

@@ -127,7 +127,7 @@ def _pwsum_block(x: np.ndarray, n: int, stk: np.ndarray) -> float:
     while depth >= 0:
         lo, m, state = int(stk[0, depth]), int(stk[1, depth]), stk[2, depth]
         if m <= 128 or state == 2.0:
-            part = _pwsum_small(x, lo, m) if m <= 128 else stk[3, depth]
+            part = pairwise_block(x, lo, m) if m <= 128 else stk[3, depth]
             depth -= 1
             if depth < 0:
                 result = part
@@ -149,7 +149,8 @@ def _pwsum_block(x: np.ndarray, n: int, stk: np.ndarray) -> float:
 
 
 @njit(**_INLINE)
-def _pwsum_small(x: np.ndarray, lo: int, n: int) -> float:
+def pairwise_block(x: np.ndarray, lo: int, n: int) -> float:
+    """numpy's pairwise sum of ``x[lo:lo+n]`` for n <= 128 (8 interleaved partial sums); shared with risk."""
     if n < 8:
         res = 0.0
         for i in range(lo, lo + n):
@@ -180,7 +181,7 @@ def _pwsum_small(x: np.ndarray, lo: int, n: int) -> float:
 def _pwsum(x: np.ndarray, n: int, stk: np.ndarray) -> float:
     """Sum of ``x[:n]`` in numpy's pairwise order (bit-identical to ``x[:n].sum()``)."""
     if n <= 128:
-        return _pwsum_small(x, 0, n)
+        return pairwise_block(x, 0, n)
     return _pwsum_block(x, n, stk)
 
 
