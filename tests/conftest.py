@@ -96,6 +96,35 @@ def make_tiny_market(
     )
 
 
+def random_case(s: dict[str, Any], n_bars: int) -> tuple[MarketData, dict[str, Any], np.random.Generator]:
+    """A random market and EnvConfig fields from one hypothesis scenario draw.
+
+    Shared by the env's property and kernel-equivalence tests; the returned generator
+    continues the same stream, so callers draw their action sequences from it.
+    """
+    rng = np.random.default_rng(s["seed"])
+    n = s["n_assets"]
+    assets = tuple(f"A{i}" for i in range(n))
+    pairs = {
+        a: pair_info(a, lot_decimals=int(rng.integers(0, 9)), ordermin=float(rng.choice([0.0, 0.01, 1.0])),
+                     costmin=float(rng.choice([0.0, 0.5, 50.0])))
+        for a in assets
+    }
+    vol = float(rng.uniform(0.002, 0.08))
+    close = 10.0 ** rng.uniform(-2, 5, size=n) * np.exp(np.cumsum(rng.normal(0, vol, (n_bars, n)), axis=0))
+    volume = 10.0 ** rng.uniform(0, 6, size=(n_bars, n))
+    tradable = rng.random((n_bars, n)) > 0.1 if s["holes"] else np.ones((n_bars, n), dtype=bool)
+    market = make_tiny_market(close, assets=assets, seed=s["seed"], volume=volume, tradable=tradable,
+                              pairs=pairs, vol=vol)
+    fields = {
+        "window": 4, "episode_hours": n_bars, "initial_cash": float(10.0 ** rng.uniform(2, 6)),
+        "order_type": s["order_type"], "fee_model": s["fee_model"], "participation_cap": s["participation_cap"],
+        "limit_ttl_bars": s["limit_ttl_bars"], "limit_fallback": s["limit_fallback"],
+        "limit_offset": s["limit_offset"], "record_history": False,
+    }
+    return market, fields, rng
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``<repo>/../shared/data``: the real market data used by integration tests."""

@@ -16,7 +16,7 @@ from envs.execution.fees import make_fee_model
 from envs.execution.reference import ReferenceLedger
 from envs.execution.slippage import slippage_rate
 from envs.kraken_spot import KrakenSpotEnv
-from tests.conftest import make_tiny_market, pair_info
+from tests.conftest import random_case
 
 SETTINGS = settings(derandomize=True, max_examples=150, deadline=None)
 
@@ -37,26 +37,9 @@ scenario = st.fixed_dictionaries(
 
 def build(s: dict, n_bars: int = 40) -> tuple[KrakenSpotEnv, np.ndarray]:
     """A random market + config + action sequence from one hypothesis draw."""
-    rng = np.random.default_rng(s["seed"])
-    n = s["n_assets"]
-    assets = tuple(f"A{i}" for i in range(n))
-    pairs = {
-        a: pair_info(a, lot_decimals=int(rng.integers(0, 9)), ordermin=float(rng.choice([0.0, 0.01, 1.0])),
-                     costmin=float(rng.choice([0.0, 0.5, 50.0])))
-        for a in assets
-    }
-    vol = float(rng.uniform(0.002, 0.08))
-    close = 10.0 ** rng.uniform(-2, 5, size=n) * np.exp(np.cumsum(rng.normal(0, vol, (n_bars, n)), axis=0))
-    volume = 10.0 ** rng.uniform(0, 6, size=(n_bars, n))
-    tradable = rng.random((n_bars, n)) > 0.1 if s["holes"] else np.ones((n_bars, n), dtype=bool)
-    market = make_tiny_market(close, assets=assets, seed=s["seed"], volume=volume, tradable=tradable,
-                              pairs=pairs, vol=vol)
-    cfg = EnvConfig(
-        window=4, episode_hours=n_bars, initial_cash=float(10.0 ** rng.uniform(2, 6)),
-        order_type=s["order_type"], fee_model=s["fee_model"], participation_cap=s["participation_cap"],
-        limit_ttl_bars=s["limit_ttl_bars"], limit_fallback=s["limit_fallback"], limit_offset=s["limit_offset"],
-        record_history=False,
-    )
+    market, fields, rng = random_case(s, n_bars)
+    n = market.n_assets
+    cfg = EnvConfig(**fields)
     actions = rng.uniform(-1, 1, size=(n_bars, n + 1))
     actions[rng.random(n_bars) < 0.2] = 0.0  # some "keep current weights" steps
     return KrakenSpotEnv(market, cfg), actions
