@@ -21,7 +21,7 @@ from envs.data.market import HOUR, MarketData
 from envs.snapshot import PortfolioSnapshot
 from risk import SPEC_A, RiskDecision, RiskLimits, RiskProjector
 
-EXAMPLES = 600
+EXAMPLES = 2000  # TEST_PLAN section 2: 2,000 examples per property in PR runs
 PROPS = settings(
     max_examples=EXAMPLES,
     derandomize=True,
