@@ -46,18 +46,7 @@ class LSTMPredictor(SequencePredictor):
 
     def __init__(self, horizons: tuple[int, ...], seed: int = 0, config: LSTMConfig | None = None) -> None:
         c = config or LSTMConfig()
-        super().__init__(
-            horizons,
-            seed,
-            window=c.window,
-            epochs=c.epochs,
-            batch_size=c.batch_size,
-            lr=c.lr,
-            weight_decay=c.weight_decay,
-            patience=c.patience,
-            device=c.device,
-            threads=c.threads,
-        )
+        super().__init__(horizons, seed, c)
         self.config = c
 
     def _build(self, n_features: int) -> nn.Module:

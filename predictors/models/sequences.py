@@ -13,7 +13,7 @@ import contextlib
 import copy
 import logging
 from collections.abc import Iterator
-from typing import Self
+from typing import Protocol, Self
 
 import numpy as np
 import torch
@@ -57,30 +57,41 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+class SequenceTraining(Protocol):
+    """The training fields every torch family's config carries (`LSTMConfig`, `TransformerConfig`)."""
+
+    @property
+    def window(self) -> int: ...
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def patience(self) -> int: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def threads(self) -> int: ...
+
+
 class SequencePredictor(Predictor):
     """Base of the torch families; subclasses implement ``_build(n_features) -> nn.Module``."""
 
-    def __init__(
-        self,
-        horizons: tuple[int, ...],
-        seed: int,
-        *,
-        window: int,
-        epochs: int,
-        batch_size: int,
-        lr: float,
-        weight_decay: float,
-        patience: int,
-        device: str,
-        threads: int = 1,
-    ) -> None:
+    def __init__(self, horizons: tuple[int, ...], seed: int, config: SequenceTraining) -> None:
         super().__init__(horizons, seed)
-        if epochs < 1 or batch_size < 1:
-            raise ConfigError(f"{self.name}: expected epochs >= 1 and batch_size >= 1, got {epochs}, {batch_size}")
-        self.window, self.epochs, self.batch_size = int(window), int(epochs), int(batch_size)
-        self.lr, self.weight_decay, self.patience = float(lr), float(weight_decay), int(patience)
-        self.device = resolve_device(device)
-        self.threads = int(threads)
+        c = config
+        if c.epochs < 1 or c.batch_size < 1:
+            raise ConfigError(
+                f"{self.name}: expected epochs >= 1 and batch_size >= 1, got {c.epochs}, {c.batch_size}"
+            )
+        self.window, self.epochs, self.batch_size = int(c.window), int(c.epochs), int(c.batch_size)
+        self.lr, self.weight_decay, self.patience = float(c.lr), float(c.weight_decay), int(c.patience)
+        self.device = resolve_device(c.device)
+        self.threads = int(c.threads)
         self.scaler = Standardizer()
         self.ret_scale = np.ones(len(self.horizons))
         self.net: nn.Module | None = None

@@ -52,18 +52,7 @@ class TransformerPredictor(SequencePredictor):
         c = config or TransformerConfig()
         if c.d_model % c.heads:
             raise ConfigError(f"transformer: expected d_model divisible by heads, got {c.d_model} and {c.heads}")
-        super().__init__(
-            horizons,
-            seed,
-            window=c.window,
-            epochs=c.epochs,
-            batch_size=c.batch_size,
-            lr=c.lr,
-            weight_decay=c.weight_decay,
-            patience=c.patience,
-            device=c.device,
-            threads=c.threads,
-        )
+        super().__init__(horizons, seed, c)
         self.config = c
 
     def _build(self, n_features: int) -> nn.Module:
