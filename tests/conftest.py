@@ -96,6 +96,26 @@ def make_tiny_market(
     )
 
 
+def env_scenario(max_assets: int, **extra: Any) -> Any:
+    """Hypothesis strategy of one random env case for `random_case` (``extra`` fields go before ``holes``)."""
+    from hypothesis import strategies as st
+
+    return st.fixed_dictionaries(
+        {
+            "seed": st.integers(0, 2**31 - 1),
+            "n_assets": st.integers(1, max_assets),
+            "order_type": st.sampled_from(["limit", "market"]),
+            "fee_model": st.sampled_from(["flat", "kraken_tiers"]),
+            "participation_cap": st.sampled_from([None, 0.001, 0.1]),
+            "limit_ttl_bars": st.integers(1, 3),
+            "limit_fallback": st.sampled_from(["market", "cancel"]),
+            "limit_offset": st.sampled_from([0.0, 10.0]),
+            **extra,
+            "holes": st.booleans(),
+        }
+    )
+
+
 def random_case(s: dict[str, Any], n_bars: int) -> tuple[MarketData, dict[str, Any], np.random.Generator]:
     """A random market and EnvConfig fields from one hypothesis scenario draw.
 

@@ -28,22 +28,12 @@ from envs.kraken_spot import KrakenSpotEnv
 from envs.observation import portfolio_block
 from envs.rewards import RewardState, compute_reward
 from envs.vector import KrakenSpotVectorEnv
-from tests.conftest import make_tiny_market, random_case
+from tests.conftest import env_scenario, make_tiny_market, random_case
 
-scenario = st.fixed_dictionaries(
-    {
-        "seed": st.integers(0, 2**31 - 1),
-        "n_assets": st.integers(1, 5),
-        "order_type": st.sampled_from(["limit", "market"]),
-        "fee_model": st.sampled_from(["flat", "kraken_tiers"]),
-        "participation_cap": st.sampled_from([None, 0.001, 0.1]),
-        "limit_ttl_bars": st.integers(1, 3),
-        "limit_fallback": st.sampled_from(["market", "cancel"]),
-        "limit_offset": st.sampled_from([0.0, 10.0]),
-        "reward": st.sampled_from(["log_growth", "differential_sharpe", "drawdown_penalised"]),
-        "halt_drawdown": st.sampled_from([None, 0.02]),
-        "holes": st.booleans(),
-    }
+scenario = env_scenario(
+    5,
+    reward=st.sampled_from(["log_growth", "differential_sharpe", "drawdown_penalised"]),
+    halt_drawdown=st.sampled_from([None, 0.02]),
 )
 
 

@@ -16,23 +16,11 @@ from envs.execution.fees import make_fee_model
 from envs.execution.reference import ReferenceLedger
 from envs.execution.slippage import slippage_rate
 from envs.kraken_spot import KrakenSpotEnv
-from tests.conftest import random_case
+from tests.conftest import env_scenario, random_case
 
 SETTINGS = settings(derandomize=True, max_examples=200, deadline=None)  # ACC-1: 200 sequences per PR run
 
-scenario = st.fixed_dictionaries(
-    {
-        "seed": st.integers(0, 2**31 - 1),
-        "n_assets": st.integers(1, 4),
-        "order_type": st.sampled_from(["limit", "market"]),
-        "fee_model": st.sampled_from(["flat", "kraken_tiers"]),
-        "participation_cap": st.sampled_from([None, 0.001, 0.1]),
-        "limit_ttl_bars": st.integers(1, 3),
-        "limit_fallback": st.sampled_from(["market", "cancel"]),
-        "limit_offset": st.sampled_from([0.0, 10.0]),
-        "holes": st.booleans(),
-    }
-)
+scenario = env_scenario(4)
 
 
 def build(s: dict, n_bars: int = 40) -> tuple[KrakenSpotEnv, np.ndarray]:
