@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 
 from envs.config import EnvConfig
+from envs.data.loaders import to_unix
 from envs.data.market import MarketData
 from envs.errors import ConfigError
 from envs.execution import kernels as K
@@ -28,12 +28,9 @@ def _bar_at(market: MarketData, when: str | None, side: str, field: str) -> int 
     if when is None:
         return None
     try:
-        stamp = pd.Timestamp(when)
+        ts = to_unix(when)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"env.{field}: expected an ISO date/time, got {when!r}") from exc
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize("UTC")
-    ts = int(stamp.timestamp())
     return int(np.searchsorted(market.timestamps, ts, side=side))  # type: ignore[call-overload]
 
 
