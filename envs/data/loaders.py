@@ -176,7 +176,7 @@ def read_kraken_file(path: str | Path, asset: str | None = None) -> RawBars:
         )
     frame.columns = list(KRAKEN_COLUMNS)
     raw = _raw_from_frame(frame, path, asset, minutes * 60, first_row=1)
-    raw, _ = validate_raw(raw)
+    raw = validate_raw(raw)
     return resample_to_hourly(raw)
 
 
@@ -260,13 +260,13 @@ def read_table_file(path: str | Path, asset: str | None = None) -> RawBars:
         raise DataError(f"{path}: missing columns {missing}: expected a header with {list(HEADER_REQUIRED)}")
     cols = [*HEADER_REQUIRED, *(["trades"] if "trades" in frame.columns else [])]
     frame = frame[cols]
-    step = _infer_interval(frame, path)
+    step = _infer_interval(path)
     raw = _raw_from_frame(frame, path, asset, step, first_row)
-    raw, _ = validate_raw(raw)
+    raw = validate_raw(raw)
     return resample_to_hourly(raw)
 
 
-def _infer_interval(frame: pd.DataFrame, path: Path) -> int:
+def _infer_interval(path: Path) -> int:
     """The file's bar interval from its name (``_1h``, ``_5m``) or else one hour."""
     m = re.search(r"_(\d+)([mh])\b", path.name)
     if m:

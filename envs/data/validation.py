@@ -60,18 +60,8 @@ class RawBars:
         )
 
 
-@dataclass(frozen=True)
-class RawReport:
-    """What validation found (and did) for one file."""
-
-    asset: str
-    path: str
-    rows: int
-    duplicates_dropped: int
-
-
-def validate_raw(raw: RawBars) -> tuple[RawBars, RawReport]:
-    """Check one file's bars; return them (exact duplicate rows removed, logged) and a report.
+def validate_raw(raw: RawBars) -> RawBars:
+    """Check one file's bars; return them with exact duplicate rows removed (and logged).
 
     Raises DataError on: empty file, timestamps off the interval grid, unsorted rows,
     conflicting duplicates (same time, different values), NaN/inf or non-positive prices,
@@ -97,19 +87,17 @@ def validate_raw(raw: RawBars) -> tuple[RawBars, RawReport]:
             f"{int(raw.timestamps[i - 1])} (previous row), got an earlier one"
         )
     dup = np.flatnonzero(step == 0) + 1
-    dropped: int = 0
     if dup.size:
         for i in (int(k) for k in dup):
             same = all(getattr(raw, f)[i] == getattr(raw, f)[i - 1] for f in (*OHLC, "volume"))
             if not same:
                 raise DataError(
-                    f"{raw.where(int(i))}: timestamp={int(raw.timestamps[i])}: conflicting duplicate "
+                    f"{raw.where(i)}: timestamp={int(raw.timestamps[i])}: conflicting duplicate "
                     f"of row {int(raw.rows[i - 1])} (same time, different values)"
                 )
         keep = np.ones(n, dtype=bool)
         keep[dup] = False
-        dropped = int(dup.size)
-        log.warning("%s: dropped %d exact duplicate rows", raw.path, dropped)
+        log.warning("%s: dropped %d exact duplicate rows", raw.path, int(dup.size))
         raw = raw.take(keep)
     for name in OHLC:
         v = getattr(raw, name)
@@ -139,7 +127,7 @@ def validate_raw(raw: RawBars) -> tuple[RawBars, RawReport]:
         if bad.size:
             i = int(bad[0])
             raise DataError(f"{raw.where(i)}: {name}={float(v[i])!r}: expected a finite non-negative number")
-    return raw, RawReport(raw.asset, raw.path, int(raw.timestamps.size), dropped)
+    return raw
 
 
 def resample_to_hourly(raw: RawBars) -> RawBars:
