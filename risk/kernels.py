@@ -1,6 +1,6 @@
 """Numba kernels of the projection's per-step fast path (`RiskProjector.project`).
 
-`project_row` runs rules 1-13 of `risk.projection` for one snapshot on plain arrays and
+`project_row` runs rules 1-14 of `risk.projection` for one snapshot on plain arrays and
 writes the current and executed weights, the assets each rule changed and the amount.
 It is a transcription of the numpy reference (`RiskProjector.project_reference`) that
 keeps the reference's floating-point operations *in the same order*: sums use numpy's
@@ -24,21 +24,24 @@ from numba import njit
 from envs.execution.kernels import pairwise_block as _block
 
 # rule indices: positions in risk.projection.RULE_ORDER
-R_SANITISE, R_HALT, R_MAXPOS, R_KILL, R_SCHED, R_UNTRADABLE = 0, 1, 2, 3, 4, 5
-R_VOL, R_ASSET, R_LADDER, R_CLUSTER, R_EXPOSURE, R_COST, R_FALLBACK = 6, 7, 8, 9, 10, 11, 12
-N_RULES = 13
+R_SANITISE, R_UNTRADABLE, R_HALT, R_MAXPOS, R_KILL, R_BLOCK, R_SCHED = 0, 1, 2, 3, 4, 5, 6
+R_VOL, R_ASSET, R_LADDER, R_CLUSTER, R_EXPOSURE, R_COST, R_FALLBACK = 7, 8, 9, 10, 11, 12, 13
+N_RULES = 14
 RULE_MASK = (1 << N_RULES) - 1
 
 # the limits vector (`limits_vector`)
 L_MAXPOS, L_ASSET, L_GROSS, L_CLUSTER, L_SIZE_FACTOR, L_EXPOSURE_FACTOR, L_BAND = 0, 1, 2, 3, 4, 5, 6
 
 # bits of the (T, N) trigger table (`risk.kill_switch.MarketSignals.flags`)
-F_SCOPE = 1  # a trigger fires for this asset whenever it is in scope (held or proposed)
-F_HELD = 2  # a trigger fires for this asset if it is held (NaN close, stale)
+F_MARKET = 1  # the asset's market trigger fires (spike, spread, bad price): no entry into it
+F_HELD = 2  # holding the asset is a data-integrity failure (NaN close, stale): engages the switch
 
-# status bits of `project_row`'s return value (bits 0..12: rule r changed something)
+# cost-gate inputs: a (4, N) row of `risk.cost_gate.CostInputs.pack` and (fee, impact_k, max_slippage)
+C_RETURN, C_HALF, C_SIGMA, C_DVOL = 0, 1, 2, 3
+
+# status bits of `project_row`'s return value (bits 0..13: rule r changed something)
 S_INTEGRITY = 1 << 16  # the snapshot's weights were not finite
-S_TRIGGER = 1 << 17  # a market trigger fires for an asset in scope
+S_TRIGGER = 1 << 17  # a held asset's integrity trigger fires
 S_NONFINITE = 1 << 20  # proposal had NaN/inf: current weights held
 S_NEGATIVE = 1 << 21  # negative proposal weights clipped to 0
 S_SCALED = 1 << 22  # proposal summing above 1 (+1e-9) scaled to 1
@@ -119,24 +122,44 @@ def _mx(a: float, b: float) -> float:
 
 
 @njit(**_JIT)
-def _cap_total(w: np.ndarray, cap: float) -> None:
-    """In place: `risk.projection._cap_total`."""
+def _cap_total(w: np.ndarray, cap: float, locked: np.ndarray, tmp: np.ndarray) -> None:
+    """In place: `risk.projection._cap_total` (``tmp`` is scratch)."""
     n = w.shape[0]
     total = _pw(w, 0, n)
     if total <= cap:
         return
-    f = cap / total
     for i in range(n):
-        w[i] = w[i] * f
+        tmp[i] = 0.0 if locked[i] else w[i]
+    free_total = _pw(tmp, 0, n)
+    if not free_total > 0.0:
+        return
+    for i in range(n):
+        tmp[i] = w[i] if locked[i] else 0.0
+    room = cap - _pw(tmp, 0, n)
+    if room > 0.0:
+        f = room / free_total
+        for i in range(n):
+            if not locked[i]:
+                w[i] = w[i] * f
+    else:
+        for i in range(n):
+            if not locked[i]:
+                w[i] = 0.0
     shrink = 1e-15
     while _pw(w, 0, n) > cap:
+        for i in range(n):
+            tmp[i] = 0.0 if locked[i] else w[i]
+        if not _pw(tmp, 0, n) > 0.0:
+            return
         if shrink >= 0.5:
             for i in range(n):
-                w[i] = 0.0
+                if not locked[i]:
+                    w[i] = 0.0
             return
         g = 1.0 - shrink
         for i in range(n):
-            w[i] = w[i] * g
+            if not locked[i]:
+                w[i] = w[i] * g
         shrink *= 2.0
 
 
@@ -156,37 +179,57 @@ def _group_sums(w: np.ndarray, labels: np.ndarray, sums: np.ndarray) -> int:
 
 
 @njit(**_JIT)
-def _cap_groups(w: np.ndarray, labels: np.ndarray, cap: float, sums: np.ndarray, over: np.ndarray) -> None:
-    """In place: `risk.projection._cap_groups` (``sums`` float and ``over`` bool scratch)."""
+def _free_group_sums(w: np.ndarray, labels: np.ndarray, locked: np.ndarray, take_locked: bool,
+                     sums: np.ndarray) -> None:
+    """``np.bincount(labels, weights=np.where(locked, 0, w))`` (or of the locked part) into ``sums``."""
+    n = w.shape[0]
+    g = 0
+    for i in range(n):
+        if labels[i] + 1 > g:
+            g = labels[i] + 1
+    for k in range(g):
+        sums[k] = 0.0
+    for i in range(n):
+        sums[labels[i]] += (w[i] if locked[i] else 0.0) if take_locked else (0.0 if locked[i] else w[i])
+
+
+@njit(**_JIT)
+def _cap_groups(w: np.ndarray, labels: np.ndarray, cap: float, locked: np.ndarray, sums: np.ndarray,
+                fsums: np.ndarray, lsums: np.ndarray, over: np.ndarray) -> None:
+    """In place: `risk.projection._cap_groups` (``sums``/``fsums``/``lsums`` float, ``over`` bool scratch)."""
     n = w.shape[0]
     g = _group_sums(w, labels, sums)
+    _free_group_sums(w, labels, locked, False, fsums)
     anyover = False
     for k in range(g):
-        if sums[k] > cap:
-            anyover = True
+        over[k] = sums[k] > cap and fsums[k] > 0.0
+        anyover = anyover or over[k]
     if not anyover:
         return
+    _free_group_sums(w, labels, locked, True, lsums)
     for i in range(n):
-        s = sums[labels[i]]
-        if s > cap:
-            w[i] = w[i] * (cap / s)
+        k = labels[i]
+        if over[k] and not locked[i]:
+            room = cap - lsums[k]
+            w[i] = w[i] * (room / fsums[k]) if room > 0.0 else 0.0
     shrink = 1e-15
     while True:
         _group_sums(w, labels, sums)
+        _free_group_sums(w, labels, locked, False, fsums)
         anyover = False
         for k in range(g):
-            over[k] = sums[k] > cap
+            over[k] = sums[k] > cap and fsums[k] > 0.0
             anyover = anyover or over[k]
         if not anyover:
             return
         if shrink >= 0.5:
             for i in range(n):
-                if over[labels[i]]:
+                if over[labels[i]] and not locked[i]:
                     w[i] = 0.0
             return
         f = 1.0 - shrink
         for i in range(n):
-            if over[labels[i]]:
+            if over[labels[i]] and not locked[i]:
                 w[i] = w[i] * f
         shrink *= 2.0
 
@@ -225,13 +268,16 @@ def _exposure_cap(level: int, lim: np.ndarray) -> float:
 def violates(
     w: np.ndarray,
     cur: np.ndarray,
-    tradable: np.ndarray,
+    locked: np.ndarray,
+    blocked: np.ndarray,
     vol: np.ndarray,
     labels: np.ndarray,
     lim: np.ndarray,
     level: int,
     no_increase: bool,
     sums: np.ndarray,
+    fsums: np.ndarray,
+    tmp: np.ndarray,
 ) -> bool:
     """True if ``w`` breaks a limit: `RiskProjector.violation` != '' (same checks)."""
     n = w.shape[0]
@@ -241,72 +287,120 @@ def violates(
     for i in range(n):
         if w[i] < 0.0:
             return True
+    for i in range(n):
+        if locked[i] and w[i] != cur[i]:
+            return True
     if level == 3:
         for i in range(n):  # noqa: SIM110 - a plain loop compiles to the tightest code
-            if w[i] != 0.0:
+            if not locked[i] and w[i] != 0.0:
                 return True
         return False
-    count = 0
+    n_locked = 0
+    n_free = 0
     for i in range(n):
         if w[i] != 0.0:
-            count += 1
-    if count > lim[L_MAXPOS]:
+            if locked[i]:
+                n_locked += 1
+            else:
+                n_free += 1
+    room = lim[L_MAXPOS] - n_locked
+    if n_free > (room if room > 0.0 else 0.0):
         return True
     for i in range(n):
-        if w[i] > lim[L_ASSET] or w[i] > vol[i]:
+        if not locked[i] and (w[i] > lim[L_ASSET] or w[i] > vol[i]):
             return True
     if level >= 1:
         for i in range(n):
-            if w[i] > _size_bound(i, vol, cur, lim):
+            if not locked[i] and w[i] > _size_bound(i, vol, cur, lim):
                 return True
     g = _group_sums(w, labels, sums)
+    _free_group_sums(w, labels, locked, False, fsums)
     for k in range(g):
-        if sums[k] > lim[L_CLUSTER]:
+        if sums[k] > lim[L_CLUSTER] and fsums[k] > 0.0:
             return True
     if _pw(w, 0, n) > min(1.0, _exposure_cap(level, lim)):
-        return True
+        for i in range(n):
+            tmp[i] = 0.0 if locked[i] else w[i]
+        if _pw(tmp, 0, n) > 0.0:
+            return True
     if no_increase:
         for i in range(n):
             if w[i] > cur[i]:
                 return True
-    else:
-        for i in range(n):
-            if not tradable[i] and w[i] > cur[i]:
-                return True
+    for i in range(n):
+        if blocked[i] and w[i] > cur[i]:
+            return True
     return False
+
+
+@njit(**_JIT)
+def _round_trip(i: int, change: float, equity: float, costs: np.ndarray, cp: np.ndarray) -> float:
+    """`risk.cost_gate.round_trip_cost` for asset ``i`` (same operations in the same order)."""
+    dv = costs[C_DVOL, i]
+    notional = abs(change) * equity
+    traded = dv > 0.0
+    impact = cp[1] * costs[C_SIGMA, i] * np.sqrt(notional / (dv if traded else 1.0))
+    if not traded:
+        impact = cp[2]
+    rate = _mn2(costs[C_HALF, i] + impact, cp[2])
+    return 2.0 * (cp[0] + rate)
+
+
+@njit(**_JIT)
+def _mn2(a: float, b: float) -> float:
+    """``np.minimum`` of two floats (NaN propagates)."""
+    if a != a:
+        return a
+    if b != b:
+        return b
+    return a if a <= b else b
 
 
 @njit(**_JIT)
 def _cost_gate(
     w: np.ndarray,
     cur: np.ndarray,
-    tradable: np.ndarray,
+    locked: np.ndarray,
+    blocked: np.ndarray,
     vol: np.ndarray,
     labels: np.ndarray,
     lim: np.ndarray,
     level: int,
     no_increase: bool,
+    costs: np.ndarray,
+    cp: np.ndarray,
+    equity: float,
     kept: np.ndarray,
     sums: np.ndarray,
+    fsums: np.ndarray,
+    tmp: np.ndarray,
+    skip: np.ndarray,
 ) -> None:
-    """In place: `RiskProjector._cost_gate` (``kept`` and ``sums`` are scratch)."""
+    """In place: `RiskProjector._cost_gate` (``kept``, ``sums``, ``fsums``, ``tmp``, ``skip`` are scratch)."""
     n = w.shape[0]
     band = lim[L_BAND]
-    anysmall = False
+    anyskip = False
     anydown = False
     for i in range(n):
         d = w[i] - cur[i]
-        if abs(d) < band and d != 0.0:
-            anysmall = True
+        r = costs[C_RETURN, i]
+        if np.isfinite(r):
+            s = not (d * r > abs(d) * _round_trip(i, d, equity, costs, cp))
+        else:
+            s = abs(d) < band
+        s = s and d != 0.0
+        skip[i] = s
+        if s:
+            anyskip = True
             if d > 0.0:
                 w[i] = cur[i]
             else:
                 anydown = True
-    if not anysmall or not anydown:
+    if not anyskip or not anydown:
         return
     for i in range(n):
         kept[i] = w[i]
-    # candidates: the small decreases, judged on the weights before this loop (``kept``)
+    # candidates: the skipped decreases, judged on the weights before this loop (``kept``)
     _group_sums(w, labels, sums)
     total = _pw(w, 0, n)
     count = 0
@@ -315,8 +409,7 @@ def _cost_gate(
             count += 1
     cap = min(1.0, _exposure_cap(level, lim))
     for i in range(n):
-        d = kept[i] - cur[i]
-        if not (abs(d) < band and d < 0.0):
+        if not (skip[i] and kept[i] - cur[i] < 0.0):
             continue
         ci = cur[i]
         delta = ci - w[i]
@@ -330,7 +423,7 @@ def _cost_gate(
         total += delta
         if opens:
             count += 1
-    if violates(w, cur, tradable, vol, labels, lim, level, no_increase, sums):
+    if violates(w, cur, locked, blocked, vol, labels, lim, level, no_increase, sums, fsums, tmp):
         for i in range(n):
             w[i] = kept[i]
 
@@ -349,25 +442,29 @@ def project_row(
     level: int,
     ks_base: bool,
     sched: bool,
+    costs: np.ndarray,
+    cp: np.ndarray,
+    equity: float,
     out: np.ndarray,
     amounts: np.ndarray,
     changed: np.ndarray,
     work: np.ndarray,
     mask: np.ndarray,
 ) -> int:
-    """One projection (rules 1-13 of `risk.projection`) on arrays.
+    """One projection (rules 1-14 of `risk.projection`) on arrays.
 
     Inputs: ``prop`` (N,) the proposal (any float values), the snapshot's ``weights``,
     ``units`` and ``tradable``, bar ``t`` of the (T, N) ``vol_cap`` and ``flags`` tables,
     the cluster ``labels`` of bar t, the limits vector ``lim``, the ladder ``level``,
-    ``ks_base`` (kill switch engaged before this bar's market triggers: already engaged,
-    exchange down, or a snapshot-level integrity failure found by the caller) and
-    ``sched`` (level-2 reduce-only hour). Outputs: ``out[0]`` the sanitised current
-    weights, ``out[1]`` the executed target, ``changed[r]``/``amounts[r]`` per rule r that
-    changed something, ``mask[0]``/``mask[1]`` the trigger scope and held flags.
-    Scratch: ``work`` (4, N + 1) float64 and ``mask[2]`` (``mask`` is (3, N + 1) bool).
-    Returns the status bits (rules in bits 0..12, ``S_*``)
-    or `FALLBACK`.
+    ``ks_base`` (kill switch engaged before this bar's held-asset triggers: already
+    engaged, market-wide stress or exchange down at t, or a snapshot-level integrity
+    failure found by the caller), ``sched`` (level-2 reduce-only hour), and the cost gate's
+    ``costs`` (4, N) row of bar t, ``cp`` (fee, impact_k, max_slippage) and ``equity``.
+    Outputs: ``out[0]`` the sanitised current weights, ``out[1]`` the executed target,
+    ``changed[r]``/``amounts[r]`` per rule r that changed something, ``mask[1]`` the held
+    flags, ``mask[3]`` locked (no bar), ``mask[4]`` blocked (the asset's market trigger).
+    Scratch: ``work`` (6, N + 1) float64 and ``mask[0]``, ``mask[2]`` (``mask`` is (5, N + 1)
+    bool). Returns the status bits (rules in bits 0..13, ``S_*``) or `FALLBACK`.
     """
     n = prop.shape[0]
     cur = out[0]
@@ -376,6 +473,10 @@ def project_row(
     tmp = work[1]
     sums = work[2]
     kept = work[3]
+    fsums = work[4]
+    lsums = work[5]
+    locked = mask[3]
+    blocked = mask[4]
     status = 0
     vol = vol_cap[t]
     # the snapshot's weights: non-finite -> 0 (an integrity failure), negatives -> 0
@@ -411,7 +512,9 @@ def project_row(
             w[i] = (x if x > 0.0 else 0.0) if neg else x
         total = _pw(w, 0, n)
         if total > 1.0:
-            _cap_total(w, 1.0)
+            for i in range(n):
+                mask[0, i] = False
+            _cap_total(w, 1.0, mask[0], tmp)
             if total > 1.0 + 1e-9:
                 status |= S_SCALED
         if neg:
@@ -424,88 +527,111 @@ def project_row(
     for r in range(N_RULES):  # the sanitise rule reports no assets
         for i in range(n):
             changed[r, i] = False
-    # kill switch: this bar's market triggers for the assets in scope
+    # kill switch: this bar's held-asset integrity triggers; per-asset market blocks
     frow = flags[t]
     ks = ks_base or (status & S_INTEGRITY) != 0
+    any_locked = False
+    any_blocked = False
     for i in range(n):
         held = units[i] > 0.0 or cur[i] > 0.0
-        scope = held or w[i] > 0.0
-        mask[0, i] = scope
         mask[1, i] = held
-        if scope and ((frow[i] & F_SCOPE) != 0 or (held and (frow[i] & F_HELD) != 0)):
+        locked[i] = not tradable[i]
+        blocked[i] = tradable[i] and (frow[i] & F_MARKET) != 0
+        any_locked = any_locked or locked[i]
+        any_blocked = any_blocked or blocked[i]
+        if held and (frow[i] & F_HELD) != 0:
             status |= S_TRIGGER
             ks = True
     no_increase = ks or sched
-    if level == 3:  # 2. halt
+    if any_locked:  # 2. untradable: a held asset without a bar keeps its weight
         for i in range(n):
             before[i] = w[i]
-            w[i] = 0.0
+            if locked[i]:
+                w[i] = cur[i]
+        status |= _record(R_UNTRADABLE, before, w, changed, amounts, tmp)
+    if level == 3:  # 3. halt
+        for i in range(n):
+            before[i] = w[i]
+            if not locked[i]:
+                w[i] = 0.0
         status |= _record(R_HALT, before, w, changed, amounts, tmp)
     else:
-        # 3. max_positions: keep the k largest (ties: lower index), like a stable argsort
+        # 4. max_positions: locked positions first, then the largest free ones (ties: lower
+        # index), like a stable argsort
         k = int(lim[L_MAXPOS])
-        count = 0
+        n_locked = 0
+        n_free = 0
         for i in range(n):
             if w[i] != 0.0:
-                count += 1
-        if count > k:
+                if locked[i]:
+                    n_locked += 1
+                else:
+                    n_free += 1
+        room = k - n_locked if k > n_locked else 0
+        if n_free > room:
             for i in range(n):
                 before[i] = w[i]
             for i in range(n):
+                if locked[i]:
+                    continue
                 rank = 0
                 for j in range(n):
-                    if before[j] > before[i] or (before[j] == before[i] and j < i):
+                    if not locked[j] and (before[j] > before[i] or (before[j] == before[i] and j < i)):
                         rank += 1
-                w[i] = before[i] if rank < k else 0.0
+                w[i] = before[i] if rank < room else 0.0
             status |= _record(R_MAXPOS, before, w, changed, amounts, tmp)
-        if ks:  # 4. kill switch: nothing grows
+        if ks:  # 5. kill switch: nothing grows
             for i in range(n):
                 before[i] = w[i]
                 w[i] = _mn(w[i], cur[i])
             status |= _record(R_KILL, before, w, changed, amounts, tmp)
-        if sched:  # 5. level-2 reduce-only hour
+        if any_blocked:  # 6. the asset's own market trigger: no entry
+            for i in range(n):
+                before[i] = w[i]
+                if blocked[i]:
+                    w[i] = _mn(w[i], cur[i])
+            status |= _record(R_BLOCK, before, w, changed, amounts, tmp)
+        if sched:  # 7. level-2 reduce-only hour
             for i in range(n):
                 before[i] = w[i]
                 w[i] = _mn(w[i], cur[i])
             status |= _record(R_SCHED, before, w, changed, amounts, tmp)
-        all_tradable = True
-        for i in range(n):
-            if not tradable[i]:
-                all_tradable = False
-        if not all_tradable:  # 6. untradable: cannot be bought
-            for i in range(n):
-                before[i] = w[i]
-                if not tradable[i]:
-                    w[i] = _mn(w[i], cur[i])
-            status |= _record(R_UNTRADABLE, before, w, changed, amounts, tmp)
-        for i in range(n):  # 7. vol sizing
+        for i in range(n):  # 8. vol sizing
             before[i] = w[i]
-            w[i] = _mn(w[i], vol[i])
+            if not locked[i]:
+                w[i] = _mn(w[i], vol[i])
         status |= _record(R_VOL, before, w, changed, amounts, tmp)
-        for i in range(n):  # 8. asset cap
+        for i in range(n):  # 9. asset cap
             before[i] = w[i]
-            w[i] = _mn(w[i], lim[L_ASSET])
+            if not locked[i]:
+                w[i] = _mn(w[i], lim[L_ASSET])
         status |= _record(R_ASSET, before, w, changed, amounts, tmp)
-        if level >= 1:  # 9. ladder size
+        if level >= 1:  # 10. ladder size
             for i in range(n):
                 before[i] = w[i]
-                w[i] = _mn(w[i], _size_bound(i, vol, cur, lim))
+                if not locked[i]:
+                    w[i] = _mn(w[i], _size_bound(i, vol, cur, lim))
             status |= _record(R_LADDER, before, w, changed, amounts, tmp)
-        for i in range(n):  # 10. cluster caps
+        for i in range(n):  # 11. cluster caps
             before[i] = w[i]
-        _cap_groups(w, labels, lim[L_CLUSTER], sums, mask[2])
+        _cap_groups(w, labels, lim[L_CLUSTER], locked, sums, fsums, lsums, mask[2])
         status |= _record(R_CLUSTER, before, w, changed, amounts, tmp)
-        for i in range(n):  # 11. exposure cap
+        for i in range(n):  # 12. exposure cap
             before[i] = w[i]
-        _cap_total(w, _exposure_cap(level, lim))
+        _cap_total(w, _exposure_cap(level, lim), locked, tmp)
         status |= _record(R_EXPOSURE, before, w, changed, amounts, tmp)
-        if lim[L_BAND] > 0.0:  # 12. cost gate
+        has_signal = False
+        for i in range(n):
+            if np.isfinite(costs[C_RETURN, i]):
+                has_signal = True
+        if lim[L_BAND] > 0.0 or has_signal:  # 13. cost gate
             for i in range(n):
                 before[i] = w[i]
-            _cost_gate(w, cur, tradable, vol, labels, lim, level, no_increase, kept, sums)
+            _cost_gate(w, cur, locked, blocked, vol, labels, lim, level, no_increase, costs, cp, equity, kept,
+                       sums, fsums, tmp, mask[0])
             status |= _record(R_COST, before, w, changed, amounts, tmp)
-    # 13. final check; a failure is handled by the reference path (it records the fallback)
-    if violates(w, cur, tradable, vol, labels, lim, level, no_increase, sums):
+    # 14. final check; a failure is handled by the reference path (it records the fallback)
+    if violates(w, cur, locked, blocked, vol, labels, lim, level, no_increase, sums, fsums, tmp):
         return FALLBACK
     return status
 

@@ -1,7 +1,7 @@
 """Kill switch: market-stress and data-integrity triggers, latched until a person reactivates.
 
-Triggers (reason codes), evaluated at each decision for the assets in scope (held now or
-proposed above zero):
+Triggers (reason codes), evaluated at each decision over the whole listed universe (market
+conditions do not depend on what the account holds):
 
 - ``spread_anomaly``: relative spread of bar t > ``spread_multiple`` x the median of the
   previous ``spread_window`` bars (floored at ``spread_floor``). The market's spread
@@ -13,7 +13,15 @@ proposed above zero):
 - ``data_integrity``: the asset has a NaN close at t while tradable or held, the snapshot
   is not finite or not aligned with the market, a held asset has had no real bar for more
   than ``max_stale_hours`` hours, or |log return| > ``max_price_jump``.
-- ``exchange_down``: reported by paper trading through `KillSwitch.report_exchange_down`.
+- ``exchange_down``: at least ``exchange_down_share`` of the listed pairs (two or more) have
+  no bar in the same hour (the backtest's sign of an outage; Kraken 2021-07-22 22:00 ->
+  2021-07-23 01:00 had none for all five USD pairs), or reported by paper trading through
+  `KillSwitch.report_exchange_down`: backtest and paper trading share the data rule.
+
+Breadth: the spike, spread and bad-price triggers of ONE pair block entries in that pair
+(the projection's ``asset_block`` rule); when they fire on at least ``kill_switch_breadth``
+of the listed pairs, the switch engages for the account, all cash or invested. A held
+pair's NaN close or staleness engages it too (the position cannot be valued).
 
 While engaged no position may grow (exits allowed). The switch never resets itself: only
 `KillSwitch.reactivate` (operator and reason, audited) clears it, and it refuses while any
@@ -32,7 +40,7 @@ import pandas as pd
 from envs.data.indicators import corwin_schultz_spread, log_returns
 from envs.data.market import MarketData
 from envs.errors import KrakenRLError
-from risk.kernels import F_HELD, F_SCOPE
+from risk.kernels import F_HELD, F_MARKET
 from risk.limits import RiskLimits
 
 log = logging.getLogger(__name__)
@@ -85,8 +93,6 @@ class MarketSignals:
         real = market.tradable & ~market.filled & np.isfinite(close)
         self.stale_hours = _hours_since_real(real)
         self.listed = np.isfinite(close)
-        # the step loop's (T, N) trigger table, exactly the conditions of `hits`: an asset in
-        # scope fires if its F_SCOPE bit is set, or if it is held and its F_HELD bit is set
         fin_r = np.isfinite(self.abs_ret)
         with np.errstate(invalid="ignore"):
             market_hit = (
@@ -103,42 +109,80 @@ class MarketSignals:
                     & (self.spread > limits.spread_multiple * self.spread_ref)
                 )
             )
-        self._any_flag = np.where(self.listed, market_hit, market.tradable)
+        # the step loop's (T, N) trigger table: F_MARKET where the asset's market trigger
+        # fires at t (blocks entries in it), F_HELD where holding it is a data-integrity failure
+        self._asset_flag = np.where(self.listed, market_hit, market.tradable)
         self._held_flag = ~self.listed | (self.stale_hours > limits.max_stale_hours)
-        self.flags = (self._any_flag * F_SCOPE + self._held_flag * F_HELD).astype(np.int8)
+        self.flags = (self._asset_flag * F_MARKET + self._held_flag * F_HELD).astype(np.int8)
+        # market-wide conditions (T,): a share of the listed universe firing, or missing the hour
+        n_listed = self.listed.sum(axis=1)
+        denom = np.maximum(n_listed, 1)
+        self.n_listed = n_listed
+        self.n_firing = (self._asset_flag & self.listed).sum(axis=1)
+        self.n_missing = (self.listed & ~real).sum(axis=1)
+        self.market_wide = (self.n_firing > 0) & (self.n_firing / denom >= limits.kill_switch_breadth)
+        self.exchange_down = (n_listed >= 2) & (self.n_missing / denom >= limits.exchange_down_share)
+        self.engage = self.market_wide | self.exchange_down
 
-    def hits(self, t: int, scope: np.ndarray, held: np.ndarray, limits: RiskLimits) -> list[TriggerHit]:
-        """Triggers firing at bar t for assets in ``scope`` (bool (N,)); ``held`` for staleness."""
+    def asset_hits(self, t: int, i: int, limits: RiskLimits) -> list[TriggerHit]:
+        """The market triggers of asset ``i`` at bar t (spike, spread, bad price, NaN close)."""
+        name = self.market.assets[i]
+        if not self.listed[t, i]:
+            return [TriggerHit("data_integrity", name, float("nan"), 0.0, "NaN close")] if self._asset_flag[t, i] else []
         out: list[TriggerHit] = []
-        if not (self._any_flag[t] & scope).any() and not (self._held_flag[t] & scope & held).any():
-            return out
+        r = self.abs_ret[t, i]
+        if np.isfinite(r) and r > limits.max_price_jump:
+            out.append(TriggerHit("data_integrity", name, float(r), limits.max_price_jump, "price jump"))
+        sig = self.sigma[t, i]
+        if np.isfinite(r) and np.isfinite(sig) and sig > 0 and r > limits.vol_multiple * sig:
+            out.append(TriggerHit("volatility_spike", name, float(r / sig), limits.vol_multiple, "|return|/sigma"))
+        s, ref = self.spread[t, i], self.spread_ref[t, i]
+        if np.isfinite(s) and np.isfinite(ref) and s > limits.spread_multiple * ref:
+            out.append(TriggerHit("spread_anomaly", name, float(s / ref), limits.spread_multiple, "spread/median"))
+        return out
+
+    def blocked(self, t: int) -> np.ndarray:
+        """(N,) bool: assets whose market trigger fires at bar t (no entry into them)."""
+        return self._asset_flag[t].copy()
+
+    def hits(self, t: int, held: np.ndarray, limits: RiskLimits) -> list[TriggerHit]:
+        """The triggers at bar t that engage the switch for an account holding ``held`` (bool (N,)).
+
+        - a held asset that is not listed (NaN close) or stale for more than ``max_stale_hours``;
+        - market-wide stress: market triggers on at least ``kill_switch_breadth`` of the listed
+          pairs (every firing pair is reported), whatever the account holds;
+        - exchange down: at least ``exchange_down_share`` of the listed pairs (two or more
+          listed) have no bar in hour t, the backtest's sign of an outage.
+        A single pair's trigger does not engage the switch: it blocks entries in that pair.
+        """
+        out: list[TriggerHit] = []
         names = self.market.assets
-        for i in np.flatnonzero(scope):
-            name = names[i]
-            listed = bool(self.listed[t, i])
-            if not listed:
-                if held[i] or bool(self.market.tradable[t, i]):
-                    out.append(TriggerHit("data_integrity", name, float("nan"), 0.0, "NaN close"))
-                continue
-            if held[i] and self.stale_hours[t, i] > limits.max_stale_hours:
+        for i in np.flatnonzero(self._held_flag[t] & held):
+            if not self.listed[t, i]:
+                out.append(TriggerHit("data_integrity", names[i], float("nan"), 0.0, "held asset has a NaN close"))
+            else:
                 out.append(
                     TriggerHit(
                         "data_integrity",
-                        name,
+                        names[i],
                         float(self.stale_hours[t, i]),
                         float(limits.max_stale_hours),
                         "stale: hours without a real bar",
                     )
                 )
-            r = self.abs_ret[t, i]
-            if np.isfinite(r) and r > limits.max_price_jump:
-                out.append(TriggerHit("data_integrity", name, float(r), limits.max_price_jump, "price jump"))
-            sig = self.sigma[t, i]
-            if np.isfinite(r) and np.isfinite(sig) and sig > 0 and r > limits.vol_multiple * sig:
-                out.append(TriggerHit("volatility_spike", name, float(r / sig), limits.vol_multiple, "|return|/sigma"))
-            s, ref = self.spread[t, i], self.spread_ref[t, i]
-            if np.isfinite(s) and np.isfinite(ref) and s > limits.spread_multiple * ref:
-                out.append(TriggerHit("spread_anomaly", name, float(s / ref), limits.spread_multiple, "spread/median"))
+        if self.market_wide[t]:
+            for i in np.flatnonzero(self._asset_flag[t] & self.listed[t]):
+                out += self.asset_hits(t, int(i), limits)
+        if self.exchange_down[t]:
+            out.append(
+                TriggerHit(
+                    "exchange_down",
+                    None,
+                    float(self.n_missing[t] / max(self.n_listed[t], 1)),
+                    limits.exchange_down_share,
+                    f"{self.n_missing[t]} of {self.n_listed[t]} listed pairs have no bar this hour",
+                )
+            )
         return out
 
 

@@ -8,8 +8,20 @@ field, the value and the cap. Each field has a direction:
   the hard cap is the largest value allowed.
 - ``"min"``: larger is tighter (ATR stop multiple, hours between increases at ladder
   level 2, cluster distance threshold); the hard cap is the smallest value allowed.
-- ``"range"``: estimation/cost settings that are not risk caps (windows, the cost gate's
-  no-trade band): only range-checked.
+- ``"range"``: estimation settings that are not risk caps (windows, horizons): only
+  range-checked.
+
+Two settings that once were plain ranges are now bounded like caps, because a profile
+could switch a protection off through them:
+
+- ``no_trade_band`` (direction ``"min"``, hard minimum 0.005, at most 0.1): the cost
+  gate's band when no expected-return signal is available. 0 switched the gate off; a
+  band below 0.5 % of equity lets a policy churn hourly sub-percent adjustments whose
+  0.8 % round-trip fee is certain and whose gain is not measurable.
+- ``spread_floor`` (direction ``"max"``, hard cap 0.01): the spread trigger compares the
+  spread with ``spread_multiple`` x max(trailing median, floor); a floor of 5 % meant
+  the trigger could only fire above 25 % spreads, i.e. never. 1 % (x 5 = 5 % spread)
+  is the loosest floor that still catches a disorderly book on a liquid pair.
 
 Presets: `SPEC_A` (max 10 positions, total exposure up to 100% of equity) and `SPEC_B`
 (max 10 positions, total exposure at most 20% of equity); both carry the 10/15/20%
@@ -57,13 +69,16 @@ HARD_CAPS: dict[str, Bound] = {
     "cluster_refresh_hours": Bound("range", 1, 168, integer=True),
     "spread_multiple": Bound("max", 5.0),
     "spread_window": Bound("range", 24, 8760, integer=True),
-    "spread_floor": Bound("range", 0.0, 0.05),
+    "spread_floor": Bound("max", 0.01),
     "spread_estimate_window": Bound("range", 2, 168, integer=True),
     "vol_multiple": Bound("max", 10.0),
     "vol_window": Bound("range", 24, 8760, integer=True),
     "max_price_jump": Bound("max", 0.5),
     "max_stale_hours": Bound("max", 6, integer=True),
-    "no_trade_band": Bound("range", 0.0, 0.1),
+    "no_trade_band": Bound("min", 0.005),
+    "cost_gate_horizon": Bound("range", 1, 168, integer=True),
+    "kill_switch_breadth": Bound("max", 0.5),
+    "exchange_down_share": Bound("max", 1.0),
 }
 
 
@@ -98,7 +113,10 @@ class RiskLimits:
     vol_window: int = 720
     max_price_jump: float = 0.5  # kill switch: |hourly log return| above this is bad data
     max_stale_hours: int = 6  # kill switch: held asset without a real bar for longer
-    no_trade_band: float = 0.01  # cost gate: weight changes below this are not made
+    no_trade_band: float = 0.01  # cost gate without a signal: weight changes below this are not made
+    cost_gate_horizon: int = 24  # cost gate with signals: hours of the expected return it reads
+    kill_switch_breadth: float = 0.25  # market triggers on this share of the listed universe engage the switch
+    exchange_down_share: float = 0.8  # this share of listed pairs without a bar in one hour = exchange down
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -203,6 +221,14 @@ def _check_relations(lim: RiskLimits) -> None:
         v = getattr(lim, name)
         if v <= 0:
             raise ConfigError(f"{name}={v!r}: expected > 0")
+    if lim.no_trade_band > 0.1:
+        raise ConfigError(f"no_trade_band={lim.no_trade_band!r}: expected <= 0.1")
+    if lim.spread_floor < 0:
+        raise ConfigError(f"spread_floor={lim.spread_floor!r}: expected >= 0")
+    for name in ("kill_switch_breadth", "exchange_down_share"):
+        v = getattr(lim, name)
+        if not 0.0 < v <= 1.0:
+            raise ConfigError(f"{name}={v!r}: expected a value in (0, 1]")
     if lim.max_stale_hours < 0:
         raise ConfigError(f"max_stale_hours={lim.max_stale_hours}: expected >= 0")
 

@@ -5,7 +5,7 @@ trading: it needs only a `PortfolioSnapshot` and the market history up to the sn
 bar. Indicators (ATR, trailing spread and volatility) are precomputed once per market;
 correlation clusters are computed on their schedule and cached.
 
-Rule order (deterministic; rules 2-11 only lower weights, so a later rule never undoes an
+Rule order (deterministic; rules 3-12 only lower weights, so a later rule never undoes an
 earlier limit, and the cost gate keeps a current weight only where that breaks nothing;
 every rule that changes something is recorded with the assets and the total absolute
 weight change):
@@ -13,29 +13,40 @@ weight change):
  1. ``sanitise``: a proposal of the wrong shape, not numeric, or with NaN/inf is not
     executed: the current weights are held instead (RISK-6). Negative weights are clipped
     to 0 and a sum above 1 is scaled to 1, each with a recorded reason.
- 2. ``halt`` (ladder level 3, latched): target all cash; rules 3-12 are skipped.
- 3. ``max_positions``: keep the ``max_positions`` largest proposals (ties: lower index).
-    Ranking the proposal itself (the policy's intent) before any cap keeps the kept set
-    independent of the caps, so tightening a cap can never bring another asset in.
- 4. ``kill_switch`` (engaged): no position may grow: ``w_i <= current_i``.
- 5. ``ladder_schedule`` (level 2, hour not a multiple of ``dd_cut_rebalance_hours``):
+ 2. ``untradable``: an asset without a bar at t (``snapshot.tradable`` False) keeps its
+    current weight: the env can neither buy nor sell it, so the target says so. Such
+    *locked* weights are givens that every later rule fits around: caps count them, and
+    only tradable assets are cut (to zero when the locked weights alone fill a cap). A
+    locked weight above a cap is reported, not pretended away.
+ 3. ``halt`` (ladder level 3, latched): target all cash (locked weights stay); rules 4-13
+    are skipped.
+ 4. ``max_positions``: keep the ``max_positions`` largest proposals (ties: lower index),
+    locked positions counted first. Ranking the proposal itself (the policy's intent)
+    before any cap keeps the kept set independent of the caps, so tightening a cap can
+    never bring another asset in.
+ 5. ``kill_switch`` (engaged): no position may grow: ``w_i <= current_i``.
+ 6. ``asset_block``: an asset whose own market trigger fires at t (volatility spike,
+    spread anomaly, bad price; `risk.kill_switch`) may not grow, whatever the account
+    holds; the switch itself engages when they fire on a share of the universe.
+ 7. ``ladder_schedule`` (level 2, hour not a multiple of ``dd_cut_rebalance_hours``):
     reduce-only, ``w_i <= current_i``.
- 6. ``untradable``: an asset that cannot trade next bar cannot be bought.
- 7. ``vol_sizing``: ``w_i <= base_risk_fraction / (atr_stop_multiple * ATR_i / close_i)``
+ 8. ``vol_sizing``: ``w_i <= base_risk_fraction / (atr_stop_multiple * ATR_i / close_i)``
     so a stop k x ATR away loses at most the base risk fraction; no ATR yet => 0.
- 8. ``asset_cap``: ``w_i <= max_asset_weight``.
- 9. ``ladder_size`` (level >= 1): an asset may not be increased above
-    ``dd_reduce_size_factor`` x its size cap (min of rules 7 and 8).
-10. ``cluster_cap``: a cluster whose weights sum above ``max_cluster_weight`` is scaled down
-    proportionally.
-11. ``exposure_cap``: the total is scaled down to ``max_gross_exposure`` (x
-    ``dd_cut_exposure_factor`` at level >= 2).
-12. ``cost_gate``: a change smaller than ``no_trade_band`` is not made. Small increases are
-    always skipped (lowering never breaks a limit); a small decrease is skipped only if
-    keeping the current weight still satisfies every limit (assets in index order), so
-    the gate never re-introduces a violation.
-13. final check: every limit is verified; should it fail (a bug), the target is all cash
-    and ``invariant_fallback`` is recorded.
+ 9. ``asset_cap``: ``w_i <= max_asset_weight``.
+10. ``ladder_size`` (level >= 1): an asset may not be increased above
+    ``dd_reduce_size_factor`` x its size cap (min of rules 8 and 9).
+11. ``cluster_cap``: a cluster whose weights sum above ``max_cluster_weight`` has its
+    tradable members scaled down proportionally to the room the locked ones leave.
+12. ``exposure_cap``: the tradable total is scaled down so the sum is at most
+    ``max_gross_exposure`` (x ``dd_cut_exposure_factor`` at level >= 2).
+13. ``cost_gate``: a change that does not beat its cost is not made (`risk.cost_gate`):
+    with an expected-return signal, the change's expected gain against its round-trip
+    cost (fees + half-spread + impact); without one, changes smaller than
+    ``no_trade_band``. Skipped increases become the current weight (lowering never
+    breaks a limit); a skipped decrease keeps the current weight only if that still
+    satisfies every limit (assets in index order), so forced reductions always go through.
+14. final check: every limit is verified; should it fail (a bug), the tradable target is
+    all cash and ``invariant_fallback`` is recorded.
 
 Implementation: `RiskProjector.project` runs the rules in the numba kernel
 `risk.kernels.project_row` (~2 us, about 8x faster than the numpy code per decision),
@@ -45,10 +56,12 @@ this against `RiskProjector.project_reference`, the numpy implementation of the 
 above, which also decides the rare inputs the kernel does not take: a proposal or
 snapshot array of the wrong shape or type).
 
-Properties (tested): the result satisfies every limit; it is idempotent for a fixed
+Properties (tested): the result satisfies every limit (a locked weight may exceed a cap
+only where no tradable weight is left in that cap); it is idempotent for a fixed
 snapshot; no asset ends above ``max(proposal_i, current_i)``, and with the cost gate off
-no asset ends above its (sanitised) proposal (the current weights when the proposal was
-held); with the cost gate off, tightening any limit never raises total exposure. It does
+no tradable asset ends above its (sanitised) proposal (the current weights when the
+proposal was held); with the cost gate off, tightening any limit never raises total
+exposure. It does
 not hold per asset: scaling a cluster down proportionally gives an asset more room when a
 tighter cap shrinks its neighbour (0.3/0.3 in a 0.4 cluster -> 0.2/0.2, but 0.3/0.1 ->
 0.3/0.1), which every closest-point projection onto a sum cap shares.
@@ -68,6 +81,7 @@ from envs.data.market import HOUR, MarketData
 from envs.snapshot import PortfolioSnapshot
 from risk import kernels as K
 from risk.clusters import ClusterSchedule
+from risk.cost_gate import C_RETURN, CostInputs, round_trip_cost
 from risk.kill_switch import KillSwitch, MarketSignals, TriggerHit
 from risk.ladder import LEVEL_NAMES, DrawdownLadder
 from risk.limits import RiskLimits
@@ -76,11 +90,12 @@ log = logging.getLogger(__name__)
 
 RULE_ORDER = (
     "sanitise",
+    "untradable",
     "halt",
     "max_positions",
     "kill_switch",
+    "asset_block",
     "ladder_schedule",
-    "untradable",
     "vol_sizing",
     "asset_cap",
     "ladder_size",
@@ -149,16 +164,28 @@ class RiskDecision:
 class RiskProjector:
     """Limits + market-derived inputs + per-account state (ladder, kill switch)."""
 
-    def __init__(self, limits: RiskLimits, market: MarketData) -> None:
+    def __init__(self, limits: RiskLimits, market: MarketData, costs: CostInputs | None = None) -> None:
         self.limits = limits
         self.ladder = DrawdownLadder()
         self.kill_switch = KillSwitch()
-        self.set_market(market)
+        self.set_market(market, costs)
 
     # ------------------------------------------------------------------ setup
-    def set_market(self, market: MarketData) -> None:
-        """(Re)compute the market-derived inputs, keeping the account state (paper trading)."""
+    def set_market(self, market: MarketData, costs: CostInputs | None = None) -> None:
+        """(Re)compute the market-derived inputs, keeping the account state (paper trading).
+
+        ``costs``: the cost gate's inputs (`risk.cost_gate.cost_inputs_from_env`); without
+        them the gate uses the no-trade band only.
+        """
         lim = self.limits
+        if costs is None:
+            costs = CostInputs.none(market.n_bars, market.n_assets)
+        if costs.pack.shape != (market.n_bars, 4, market.n_assets):
+            raise ValueError(
+                f"costs: expected a pack of shape {(market.n_bars, 4, market.n_assets)}, got {costs.pack.shape}"
+            )
+        self.costs = costs
+        self._cost_params = costs.params()
         self.market = market
         self.assets = market.assets
         self.n_assets = market.n_assets
@@ -180,9 +207,10 @@ class RiskProjector:
         self._lim = K.limits_vector(lim)
         self._amounts = np.zeros(K.N_RULES)
         self._changed = np.zeros((K.N_RULES, n), dtype=bool)
-        self._work = np.zeros((4, n + 1))
-        self._mask = np.zeros((3, n + 1), dtype=bool)
+        self._work = np.zeros((6, n + 1))
+        self._mask = np.zeros((5, n + 1), dtype=bool)
         self._asset_sets: dict[bytes, tuple[str, ...]] = {}
+        self._engage = self.signals.engage
 
     def reset_state(self) -> None:
         """A new account (a new training episode): fresh high-water mark and kill switch."""
@@ -235,18 +263,20 @@ class RiskProjector:
         level, dd = self.ladder.update(equity, float(snapshot.peak_equity), ts, lim)
         mismatch = ts != self._ts[t]
         bad_equity = not math.isfinite(equity)
-        ks_base = ks_sw.engaged or ks_sw.exchange_down is not None or mismatch or bad_equity
+        wide = bool(self._engage[t])
+        ks_base = ks_sw.engaged or ks_sw.exchange_down is not None or mismatch or bad_equity or wide
         sched = level == 2 and (ts // HOUR) % lim.dd_cut_rebalance_hours != 0
         labels = self.clusters.labels(t)
         out = np.empty((2, n))
         code = K.project_row(
             raw, weights, units, tradable, t, self.vol_cap, self.signals.flags, labels, self._lim,
-            level, ks_base, sched, out, self._amounts, self._changed, self._work, self._mask,
+            level, ks_base, sched, self.costs.pack[t], self._cost_params, equity,
+            out, self._amounts, self._changed, self._work, self._mask,
         )  # fmt: skip
         if code < 0:
             return None
         hits: list[TriggerHit] = []
-        if code & (K.S_INTEGRITY | K.S_TRIGGER) or mismatch or bad_equity:  # rare: build the records
+        if code & (K.S_INTEGRITY | K.S_TRIGGER) or mismatch or bad_equity or wide:  # rare: build the records
             if code & K.S_INTEGRITY or bad_equity:
                 hits.append(TriggerHit("data_integrity", None, float("nan"), 0.0, "snapshot not finite"))
             if mismatch:
@@ -259,11 +289,7 @@ class RiskProjector:
                         "snapshot timestamp differs from the market's bar t",
                     )
                 )
-            market_hits = self.signals.hits(t, self._mask[0, :n].copy(), self._mask[1, :n].copy(), lim)
-            if bool(market_hits) != bool(code & K.S_TRIGGER):  # cannot happen: flags mirror hits()
-                log.error("risk kernel trigger flags disagree with MarketSignals.hits at t=%d", t)
-                return None
-            hits += market_hits
+            hits += self.signals.hits(t, self._mask[1, :n].copy(), lim)
         newly = ks_sw.update(hits, ts)
         ivs: list[Intervention] = []
         rules = code & K.RULE_MASK
@@ -338,35 +364,41 @@ class RiskProjector:
         level, dd = self.ladder.update(
             float(snapshot.equity), float(snapshot.peak_equity), int(snapshot.timestamp), lim
         )
-        hits = integrity + self.signals.hits(t, held | (w > 0), held, lim)
+        hits = integrity + self.signals.hits(t, held, lim)
         newly = self.kill_switch.update(hits, int(snapshot.timestamp))
         ks = self.kill_switch.engaged
 
         tradable = np.asarray(snapshot.tradable, dtype=bool)
+        locked = ~tradable if tradable.shape == (n,) else np.zeros(n, dtype=bool)
         labels = self.clusters.labels(t)
+        blocked = self.signals.blocked(t) & ~locked
+        if locked.any():
+            w = self._rule(ivs, "untradable", w, np.where(locked, current, w), "no bar: weight kept as held")
         if level == 3:
-            w = self._rule(ivs, "halt", w, np.zeros(n), "drawdown halt: all cash")
+            w = self._rule(ivs, "halt", w, np.where(locked, w, 0.0), "drawdown halt: all cash")
         else:
-            w = self._rule(ivs, "max_positions", w, _keep_largest(w, lim.max_positions), "")
+            free = ~locked
+            w = self._rule(ivs, "max_positions", w, _keep_largest(w, lim.max_positions, locked), "")
             if ks:
                 w = self._rule(ivs, "kill_switch", w, np.minimum(w, current), f"engaged: {self.kill_switch.reasons}")
+            if blocked.any():
+                w = self._rule(ivs, "asset_block", w, np.where(blocked, np.minimum(w, current), w), _BLOCK)
             if level == 2 and (int(snapshot.timestamp) // HOUR) % lim.dd_cut_rebalance_hours != 0:
                 w = self._rule(ivs, "ladder_schedule", w, np.minimum(w, current), "reduce-only between rebalances")
-            if tradable.shape == (n,) and not tradable.all():
-                w = self._rule(ivs, "untradable", w, np.where(tradable, w, np.minimum(w, current)), "")
-            w = self._rule(ivs, "vol_sizing", w, np.minimum(w, self.vol_cap[t]), "")
-            w = self._rule(ivs, "asset_cap", w, np.minimum(w, lim.max_asset_weight), "")
+            w = self._rule(ivs, "vol_sizing", w, np.where(free, np.minimum(w, self.vol_cap[t]), w), "")
+            w = self._rule(ivs, "asset_cap", w, np.where(free, np.minimum(w, lim.max_asset_weight), w), "")
             if level >= 1:
-                w = self._rule(ivs, "ladder_size", w, np.minimum(w, self._size_bound(t, current)), "")
-            w = self._rule(ivs, "cluster_cap", w, _cap_groups(w, labels, lim.max_cluster_weight), "")
-            w = self._rule(ivs, "exposure_cap", w, _cap_total(w, self._exposure_cap(level)), "")
-            if lim.no_trade_band > 0:
-                w = self._rule(ivs, "cost_gate", w, self._cost_gate(w, current, t, level, labels, ks, snapshot), "")
+                w = self._rule(ivs, "ladder_size", w, np.where(free, np.minimum(w, self._size_bound(t, current)), w), "")
+            w = self._rule(ivs, "cluster_cap", w, _cap_groups(w, labels, lim.max_cluster_weight, locked), "")
+            w = self._rule(ivs, "exposure_cap", w, _cap_total(w, self._exposure_cap(level), locked), "")
+            if lim.no_trade_band > 0 or self.costs.has_signal:
+                gated = self._cost_gate(w, current, t, level, labels, ks, snapshot, locked, blocked)
+                w = self._rule(ivs, "cost_gate", w, gated, "")
 
-        problem = self.violation(w, current, t, level, labels, ks, int(snapshot.timestamp), tradable)
+        problem = self.violation(w, current, t, level, labels, ks, int(snapshot.timestamp), tradable, blocked)
         if problem:
             log.error("risk projection broke its own invariant (%s); falling back to all cash", problem)
-            w = self._rule(ivs, "invariant_fallback", w, np.zeros(n), problem)
+            w = self._rule(ivs, "invariant_fallback", w, np.where(locked, current, 0.0), problem)
         return RiskDecision(
             t=t,
             timestamp=int(snapshot.timestamp),
@@ -443,14 +475,22 @@ class RiskProjector:
         labels: np.ndarray,
         ks: bool,
         snapshot: PortfolioSnapshot,
+        locked: np.ndarray,
+        blocked: np.ndarray,
     ) -> np.ndarray:
         band = self.limits.no_trade_band
         diff = w - current
-        small = (np.abs(diff) < band) & (diff != 0)
-        if not np.any(small):
+        row = self.costs.pack[t]
+        er = row[C_RETURN]
+        has = np.isfinite(er)
+        with np.errstate(invalid="ignore"):
+            cost = round_trip_cost(row, diff, float(snapshot.equity), self._cost_params)
+            beats = diff * er > np.abs(diff) * cost
+        skip = np.where(has, ~beats, np.abs(diff) < band) & (diff != 0)
+        if not np.any(skip):
             return w
-        out = np.where(small & (diff > 0), current, w)
-        cand = np.flatnonzero(small & (diff < 0))
+        out = np.where(skip & (diff > 0), current, w)
+        cand = np.flatnonzero(skip & (diff < 0))
         if cand.size == 0:
             return out
         # restoring current_i can only break the per-asset caps of i, its cluster's cap, the
@@ -473,7 +513,7 @@ class RiskProjector:
             total += delta
             count += int(opens)
         tradable = np.asarray(snapshot.tradable, dtype=bool)
-        if self.violation(out, current, t, level, labels, ks, int(snapshot.timestamp), tradable):
+        if self.violation(out, current, t, level, labels, ks, int(snapshot.timestamp), tradable, blocked):
             return kept  # rounding at a cap's edge: do not restore
         return out
 
@@ -487,35 +527,53 @@ class RiskProjector:
         ks: bool,
         timestamp: int,
         tradable: np.ndarray,
+        blocked: np.ndarray | None = None,
     ) -> str:
-        """The first limit ``w`` breaks ('' if none); used for the final check and the cost gate."""
+        """The first limit ``w`` breaks ('' if none); used for the final check and the cost gate.
+
+        Locked weights (assets without a bar) must equal the current ones; the caps bind the
+        tradable weights, and a sum cap that the locked weights alone exceed binds only in
+        that no tradable weight may remain under it.
+        """
         lim, n = self.limits, self.n_assets
         if w.shape != (n,) or not np.isfinite(w).all():
             return "target not finite or wrong shape"
         if (w < 0).any():
             return "negative weight"
+        locked = ~tradable if tradable.shape == (n,) else np.zeros(n, dtype=bool)
+        free = ~locked
+        if (w[locked] != current[locked]).any():
+            return "untradable: a locked weight changed"
         if level == 3:
-            return "halt: target not all cash" if w.any() else ""
-        if np.count_nonzero(w) > lim.max_positions:
+            return "halt: target not all cash" if w[free].any() else ""
+        room = max(lim.max_positions - np.count_nonzero(w[locked]), 0)
+        if np.count_nonzero(w[free]) > room:
             return "max_positions"
-        if (w > lim.max_asset_weight).any() or (w > self.vol_cap[t]).any():
+        if (w[free] > lim.max_asset_weight).any() or (w[free] > self.vol_cap[t][free]).any():
             return "asset_cap/vol_sizing"
-        if level >= 1 and (w > self._size_bound(t, current)).any():
+        if level >= 1 and (w[free] > self._size_bound(t, current)[free]).any():
             return "ladder_size"
-        if (np.bincount(labels, weights=w) > lim.max_cluster_weight).any():
+        free_w = np.where(locked, 0.0, w)
+        if ((np.bincount(labels, weights=w) > lim.max_cluster_weight) & (np.bincount(labels, weights=free_w) > 0)).any():
             return "cluster_cap"
-        if w.sum() > min(1.0, self._exposure_cap(level)):
+        if w.sum() > min(1.0, self._exposure_cap(level)) and free_w.sum() > 0:
             return "exposure_cap"
         if ks or (level == 2 and (timestamp // HOUR) % lim.dd_cut_rebalance_hours != 0):
             if (w > current).any():
                 return "no-increase rule (kill switch / reduce-only)"
-        elif tradable.shape == (n,) and (w[~tradable] > current[~tradable]).any():
-            return "no-increase rule (untradable)"
+        if blocked is not None and (w[blocked] > current[blocked]).any():
+            return "no-increase rule (asset_block)"
         return ""
 
 
 _F64, _BOOL = np.dtype(np.float64), np.dtype(np.bool_)
-_DETAILS = {K.R_HALT: "drawdown halt: all cash", K.R_SCHED: "reduce-only between rebalances"}
+_BLOCK = "market trigger on the asset: no entry"
+_DETAILS = {
+    K.R_HALT: "drawdown halt: all cash",
+    K.R_SCHED: "reduce-only between rebalances",
+    K.R_UNTRADABLE: "no bar: weight kept as held",
+    K.R_BLOCK: _BLOCK,
+}
 
 
 def _sanitise_detail(code: int) -> str:
@@ -546,50 +604,72 @@ def _amount(raw: np.ndarray | None, w: np.ndarray) -> float:
     return float(np.abs(np.nan_to_num(raw, nan=0.0, posinf=1.0, neginf=0.0) - w).sum())
 
 
-def _keep_largest(w: np.ndarray, k: int) -> np.ndarray:
-    """Zero all but the ``k`` largest positive entries (ties broken by lower index)."""
-    if int(np.count_nonzero(w)) <= k:
+def _keep_largest(w: np.ndarray, k: int, locked: np.ndarray | None = None) -> np.ndarray:
+    """Zero all but the ``k`` largest positive entries (ties broken by lower index).
+
+    Locked entries are kept and use up places first; the rest go to the largest free ones.
+    """
+    locked = np.zeros(w.shape, dtype=bool) if locked is None else locked
+    room = max(k - int(np.count_nonzero(w[locked])), 0)
+    if int(np.count_nonzero(w[~locked])) <= room:
         return w
-    keep = np.argsort(-w, kind="stable")[:k]
-    out = np.zeros_like(w)
+    keep = np.argsort(-np.where(locked, -1.0, w), kind="stable")[:room]
+    out = np.where(locked, w, 0.0)
     out[keep] = w[keep]
     return out
 
 
-def _cap_total(w: np.ndarray, cap: float) -> np.ndarray:
-    """Scale ``w`` down so its sum is <= cap exactly (guarding against rounding up)."""
+def _cap_total(w: np.ndarray, cap: float, locked: np.ndarray | None = None) -> np.ndarray:
+    """Scale the free entries of ``w`` down so its sum is <= cap exactly (guarding against rounding up).
+
+    Locked entries stay; the free ones share ``cap`` minus the locked sum (0 if none is left).
+    """
     total = w.sum()
     if total <= cap:
         return w
-    out = w * (cap / total)
+    locked = np.zeros(w.shape, dtype=bool) if locked is None else locked
+    free_w = np.where(locked, 0.0, w)
+    free_total = free_w.sum()
+    if not free_total > 0:
+        return w
+    room = cap - np.where(locked, w, 0.0).sum()
+    out = np.where(locked, w, w * (room / free_total)) if room > 0 else np.where(locked, w, 0.0)
     shrink = 1e-15
-    while out.sum() > cap:  # rounding up by a few ulps; escalate so subnormals terminate too
-        if shrink >= 0.5:
-            return np.zeros_like(w)
-        out = out * (1.0 - shrink)
+    while out.sum() > cap and np.where(locked, 0.0, out).sum() > 0:  # rounding up by a few ulps
+        if shrink >= 0.5:  # escalate so subnormals terminate too
+            return np.where(locked, out, 0.0)
+        out = np.where(locked, out, out * (1.0 - shrink))
         shrink *= 2.0
     return out
 
 
-def _cap_groups(w: np.ndarray, labels: np.ndarray, cap: float) -> np.ndarray:
-    """Scale each group (cluster) whose sum exceeds ``cap`` down to the cap.
+def _cap_groups(w: np.ndarray, labels: np.ndarray, cap: float, locked: np.ndarray | None = None) -> np.ndarray:
+    """Scale the free members of each group (cluster) whose sum exceeds ``cap`` down to the cap.
 
+    Locked members stay; the free ones share the room they leave (none when they fill it).
     Group sums are always taken with ``np.bincount`` (the same summation the final check
     uses), so a scaled group never ends one rounding step above its cap.
     """
+    locked = np.zeros(w.shape, dtype=bool) if locked is None else locked
     sums = np.bincount(labels, weights=w)
-    if not np.any(sums > cap):
+    free_sums = np.bincount(labels, weights=np.where(locked, 0.0, w))
+    over = (sums > cap) & (free_sums > 0)
+    if not np.any(over):
         return w
+    locked_sums = np.bincount(labels, weights=np.where(locked, w, 0.0))
     out = w.copy()
-    for g in np.flatnonzero(sums > cap):
-        members = labels == g
-        out[members] = w[members] * (cap / sums[g])
+    for g in np.flatnonzero(over):
+        members = (labels == g) & ~locked
+        room = cap - locked_sums[g]
+        out[members] = w[members] * (room / free_sums[g]) if room > 0 else 0.0
     shrink = 1e-15
     while True:  # rounding up by a few ulps; escalate so subnormals terminate too
-        over = np.bincount(labels, weights=out) > cap
+        free_out = np.where(locked, 0.0, out)
+        over = (np.bincount(labels, weights=out) > cap) & (np.bincount(labels, weights=free_out) > 0)
         if not over.any():
             return out
+        hit = over[labels] & ~locked
         if shrink >= 0.5:
-            return np.where(over[labels], 0.0, out)
-        out = np.where(over[labels], out * (1.0 - shrink), out)
+            return np.where(hit, 0.0, out)
+        out = np.where(hit, out * (1.0 - shrink), out)
         shrink *= 2.0

@@ -9,8 +9,15 @@
 3. projects them with `RiskProjector.project` and executes the result, passed back as an
    action through ``env.unwrapped.weights_to_action``;
 4. writes ``info["risk"]`` (`RiskDecision.to_info`: proposed, executed, interventions with
-   amounts, ladder level, drawdown, kill-switch state and triggers, halt) and, on halt,
-   sets ``terminated=True`` with ``info["termination_reason"] = "halt"``.
+   amounts, ladder level, drawdown, kill-switch state and triggers, halt) plus
+   ``realised``: the weights the fills really produced, in the executed target's units
+   (units after the step x the decision's prices / the decision's equity), and
+   ``shortfall`` = executed - realised (orders the bar could not fill: participation cap,
+   no bar at t+1, lot rounding); on halt it sets ``terminated=True`` with
+   ``info["termination_reason"] = "halt"``.
+
+The cost gate reads the env's own cost model and, when the env carries signals, its
+expected return at ``limits.cost_gate_horizon`` (`risk.cost_gate.cost_inputs_from_env`).
 
 Cost: the wrapper computes the correlation clusters of every refresh of the market when
 it is built (`ClusterSchedule.precompute`), so a step only looks them up.
@@ -30,6 +37,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import VectorEnv, VectorWrapper
 
+from risk.cost_gate import cost_inputs_from_env
 from risk.kernels import clip_action
 from risk.limits import SPEC_A, RiskLimits
 from risk.projection import Intervention, RiskDecision, RiskProjector
@@ -53,6 +61,18 @@ def action_to_proposal(base: Any, action: Any, current: np.ndarray) -> tuple[np.
     return np.asarray(base.action_to_weights(a), dtype=np.float64), note
 
 
+def realised_weights(before: Any, after: Any) -> np.ndarray:
+    """Weights the step's fills produced, in the units of the target weights decided at ``before``.
+
+    ``units after the fills x prices at the decision / equity at the decision``: it compares
+    with the executed target without the drift of the next bar or the fees just paid.
+    """
+    eq = float(before.equity)
+    if not eq > 0:
+        return np.zeros_like(np.asarray(before.weights, dtype=np.float64))
+    return np.asarray(after.units, dtype=np.float64) * np.asarray(before.prices, dtype=np.float64) / eq
+
+
 def _info(decision: RiskDecision, pre: Intervention | None, action: Any) -> dict[str, Any]:
     info = decision.to_info()
     if pre is not None:
@@ -74,7 +94,10 @@ class RiskWrapper(gym.Wrapper):
     ) -> None:
         super().__init__(env)
         base = env.unwrapped
-        self.projector = projector if projector is not None else RiskProjector(limits, base.market)  # type: ignore[attr-defined]
+        if projector is None:
+            costs = cost_inputs_from_env(base, limits.cost_gate_horizon)
+            projector = RiskProjector(limits, base.market, costs)  # type: ignore[attr-defined]
+        self.projector = projector
         self.projector.clusters.precompute()  # once per market, not inside the step loop
         self.new_account_on_reset = new_account_on_reset
         self.last_decision: RiskDecision | None = None
@@ -87,7 +110,8 @@ class RiskWrapper(gym.Wrapper):
         obs, info = self.env.reset(seed=seed, options=options)
         base = self.env.unwrapped
         if base.market is not self.projector.market:  # type: ignore[attr-defined]
-            self.projector.set_market(base.market)  # type: ignore[attr-defined]
+            costs = cost_inputs_from_env(base, self.projector.limits.cost_gate_horizon)
+            self.projector.set_market(base.market, costs)  # type: ignore[attr-defined]
             self.projector.clusters.precompute()
         if self.new_account_on_reset:
             self.projector.reset_state()
@@ -100,16 +124,23 @@ class RiskWrapper(gym.Wrapper):
 
     def decide(self, action: Any) -> tuple[RiskDecision, Intervention | None]:
         """The decision for ``action`` at the current state, without stepping the env."""
+        decision, pre, _ = self._decide(action)
+        return decision, pre
+
+    def _decide(self, action: Any) -> tuple[RiskDecision, Intervention | None, Any]:
         base = self.env.unwrapped
         snap = base.snapshot()  # type: ignore[attr-defined]
         proposal, pre = action_to_proposal(base, action, np.asarray(snap.weights, dtype=np.float64))
-        return self.projector.project(snap, proposal), pre
+        return self.projector.project(snap, proposal), pre, snap
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
-        decision, pre = self.decide(action)
+        decision, pre, before = self._decide(action)
         base = self.env.unwrapped
         obs, reward, terminated, truncated, info = self.env.step(base.weights_to_action(decision.target))  # type: ignore[attr-defined]
         info["risk"] = _info(decision, pre, action)
+        realised = realised_weights(before, base.snapshot())  # type: ignore[attr-defined]
+        info["risk"]["realised"] = realised
+        info["risk"]["shortfall"] = decision.target - realised
         if decision.halted:
             terminated = True
             info["termination_reason"] = "halt"
@@ -132,7 +163,7 @@ class RiskVectorWrapper(VectorWrapper):
     def __init__(self, env: VectorEnv, limits: RiskLimits = SPEC_A) -> None:
         super().__init__(env)
         base = env.unwrapped
-        proto = RiskProjector(limits, base.market)  # type: ignore[attr-defined]
+        proto = RiskProjector(limits, base.market, cost_inputs_from_env(base, limits.cost_gate_horizon))  # type: ignore[attr-defined]
         proto.clusters.precompute()
         self.projectors: list[RiskProjector] = [proto]
         for _ in range(1, env.num_envs):  # share the precomputed market inputs, not the account state
@@ -160,8 +191,10 @@ class RiskVectorWrapper(VectorWrapper):
         targets = np.zeros((n, k))
         risk: list[dict[str, Any]] = []
         halted = np.zeros(n, dtype=bool)
+        snaps = []
         for i in range(n):
             snap = base.snapshot(i)  # type: ignore[attr-defined]
+            snaps.append(snap)
             current = np.asarray(snap.weights, dtype=np.float64)
             if self._ended[i]:  # the env resets this sub-env now and ignores its action
                 targets[i] = current
@@ -180,6 +213,11 @@ class RiskVectorWrapper(VectorWrapper):
             halted[i] = d.halted
             risk.append(_info(d, pre, acts[i]))
         obs, rewards, terms, truncs, infos = self.env.step(base.weights_to_action(targets))  # type: ignore[attr-defined]
+        for i in range(n):
+            if not self._ended[i]:
+                realised = realised_weights(snaps[i], base.snapshot(i))  # type: ignore[attr-defined]
+                risk[i]["realised"] = realised
+                risk[i]["shortfall"] = targets[i] - realised
         for j in np.flatnonzero(self._ended):
             self.projectors[int(j)].reset_state()
         terms = np.array(terms, dtype=bool, copy=True)

@@ -159,3 +159,17 @@ def tiny_market() -> Callable[..., MarketData]:
         return make_tiny_market(*args, **kwargs)
 
     return factory
+
+
+def gate_off(limits: Any, **changes: Any) -> Any:
+    """``limits`` with ``changes`` applied and the cost gate's band at 0 — TESTS ONLY.
+
+    A profile cannot switch the gate off (``no_trade_band`` has a hard minimum); property
+    tests of the caps alone (e.g. "never above the proposal") need it off, so this sets the
+    field past validation on a copy.
+    """
+    from dataclasses import replace
+
+    out = replace(limits, **changes)
+    object.__setattr__(out, "no_trade_band", 0.0)
+    return out

@@ -36,7 +36,9 @@ def run_episode(env) -> tuple[np.ndarray, list[dict]]:
     env.reset(seed=0)
     equity, infos, done = [env.unwrapped.snapshot().equity], [], False
     while not done:
+        tradable = env.unwrapped.snapshot().tradable
         *_, terminated, truncated, info = env.step(FULL)
+        info["tradable_at_decision"] = tradable
         equity.append(info["equity"])
         infos.append(info)
         done = terminated or truncated
@@ -65,7 +67,13 @@ def test_wrapped_policy_stays_within_the_halt_plus_one_bar_while_unwrapped_does_
     assert wrapped_dd <= SPEC_A.dd_halt + one_bar + ROUND_TRIP_FEE
     assert wrapped_dd < bare_dd
     if infos[-1].get("termination_reason") == "halt":
-        assert infos[-1]["risk"]["halt"] and infos[-1]["weights"].sum() == 0.0
+        # every pair that had a bar was sold; a pair without one cannot be, and the risk
+        # info says so (its executed weight is the weight it kept)
+        last = infos[-1]
+        tradable = last["tradable_at_decision"]
+        assert last["risk"]["halt"] and np.all(last["risk"]["executed"][tradable] == 0.0)
+        assert np.all(last["weights"][tradable] == 0.0)
+        assert np.all(last["risk"]["executed"][~tradable] > 0.0) or not np.any(~tradable)
     for info in infos:  # every executed target obeyed the static caps
         x = info["risk"]["executed"]
         assert np.all(x <= SPEC_A.max_asset_weight) and x.sum() <= SPEC_A.max_gross_exposure

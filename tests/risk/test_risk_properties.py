@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from envs.data.indicators import atr
 from envs.data.market import HOUR, MarketData
 from envs.snapshot import PortfolioSnapshot
+from tests.conftest import gate_off
 from risk import SPEC_A, RiskDecision, RiskLimits, RiskProjector
 
 EXAMPLES = 2000  # TEST_PLAN section 2: 2,000 examples per property in PR runs
@@ -32,19 +33,28 @@ T0 = 1_600_000_000 // HOUR * HOUR
 
 
 @lru_cache(maxsize=64)
-def random_market(seed: int, n: int, n_bars: int, with_spread: bool) -> MarketData:
-    """Factor-driven random walk (so clusters form), late listings, gaps, spread spikes."""
+def random_market(seed: int, n: int, n_bars: int, with_spread: bool, stress: bool = False) -> MarketData:
+    """Factor-driven random walk (so clusters form), late listings, gaps, spread spikes.
+
+    ``stress`` adds market-wide events: hours in which most of the universe spikes, and
+    hours in which every pair lacks a bar (the backtest's exchange outage).
+    """
     rng = np.random.default_rng(seed)
     vol = rng.uniform(0.002, 0.05, n)
     beta = rng.uniform(-0.5, 1.5, n)
     f = rng.normal(0, 0.01, (n_bars, 1))
     r = beta * f + rng.normal(0, 1, (n_bars, n)) * vol
     r[rng.random((n_bars, n)) < 0.01] *= 30  # occasional shocks
+    if stress:
+        wide = rng.random(n_bars) < 0.08
+        r[wide] *= np.where(rng.random((int(wide.sum()), n)) < 0.7, 30.0, 1.0)  # market-wide spikes
     close = 100 * rng.uniform(0.01, 10, n) * np.exp(np.cumsum(r, axis=0))
     listing = np.where(rng.random(n) < 0.3, rng.integers(0, n_bars // 2, n), 0)
     for i in range(n):
         close[: listing[i], i] = np.nan
     tradable = np.isfinite(close) & (rng.random((n_bars, n)) > 0.03)
+    if stress:
+        tradable[rng.random(n_bars) < 0.08] = False  # hours without any bar: exchange down
     filled = np.isfinite(close) & ~tradable
     spread = None
     if with_spread:
@@ -70,7 +80,7 @@ def limits_st(draw: st.DrawFn, band: float | None = None) -> RiskLimits:
     halt = draw(st.floats(0.03, 0.20))
     cut = draw(st.floats(0.02, 0.999)) * min(halt, 0.15)
     red = draw(st.floats(0.01, 0.999)) * min(cut, 0.10)
-    return RiskLimits(
+    lim = RiskLimits(
         max_positions=draw(st.integers(1, 10)),
         max_asset_weight=asset,
         max_gross_exposure=draw(st.floats(0.01, 1.0)),
@@ -88,15 +98,17 @@ def limits_st(draw: st.DrawFn, band: float | None = None) -> RiskLimits:
         cluster_refresh_hours=draw(st.integers(1, 24)),
         spread_window=24,
         vol_window=24,
-        no_trade_band=draw(st.sampled_from([0.0, 0.01, 0.05])) if band is None else band,
+        no_trade_band=draw(st.sampled_from([0.005, 0.01, 0.05])) if band is None else max(band, 0.005),
     )
+    off = band == 0.0 or (band is None and draw(st.booleans()))
+    return gate_off(lim) if off else lim
 
 
 @st.composite
 def case_st(draw: st.DrawFn, band: float | None = None):
     n = draw(st.integers(2, 12))
     n_bars = draw(st.integers(60, 90))
-    market = random_market(draw(st.integers(0, 15)), n, n_bars, draw(st.booleans()))
+    market = random_market(draw(st.integers(0, 15)), n, n_bars, draw(st.booleans()), draw(st.booleans()))
     lim = draw(limits_st(band))
     t = draw(st.integers(0, n_bars - 1))
     raw = np.array(draw(st.lists(st.floats(0, 1), min_size=n, max_size=n)))
@@ -108,6 +120,9 @@ def case_st(draw: st.DrawFn, band: float | None = None):
     equity = draw(st.floats(100, 1e6))
     dd = draw(st.one_of(st.floats(0, 0.3), st.sampled_from([lim.dd_reduce, lim.dd_cut, lim.dd_halt])))
     prices = np.where(listed, market.close[t], 1.0)
+    tradable = market.tradable[t].copy()
+    if draw(st.booleans()):  # held assets without a bar: their weights are locked
+        tradable &= ~np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
     snap = PortfolioSnapshot(
         t=t,
         timestamp=int(market.timestamps[t]),
@@ -117,7 +132,7 @@ def case_st(draw: st.DrawFn, band: float | None = None):
         equity=equity,
         weights=weights,
         peak_equity=equity / (1 - dd),
-        tradable=market.tradable[min(t + 1, n_bars - 1)].copy(),
+        tradable=tradable,
     )
     return market, lim, snap, draw(proposal_st(n)), draw(st.booleans())
 
@@ -144,29 +159,39 @@ def sanitised(proposal, current: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 def assert_all_limits(d: RiskDecision, p: RiskProjector, lim: RiskLimits, snap: PortfolioSnapshot) -> None:
+    """Every limit in force holds for the executed target.
+
+    An asset without a bar at t (``snap.tradable`` False) keeps its current weight: the env
+    can neither buy nor sell it, so the target must say so. Caps bind the tradable weights;
+    where the locked weights alone exceed a sum cap, no tradable weight may remain under it.
+    """
     x, c, t = d.target, d.current, snap.t
     assert x.shape == c.shape and np.all(np.isfinite(x)) and np.all(x >= 0)  # RISK-1 long-only
     assert "invariant_fallback" not in d.rules
+    locked = ~np.asarray(snap.tradable, dtype=bool)
+    free = ~locked
+    np.testing.assert_array_equal(x[locked], c[locked])  # what the env will really hold
+    xf = np.where(locked, 0.0, x)
     if d.halted:
-        assert not np.any(x)
+        assert not np.any(xf)
         return
     m = p.market
     with np.errstate(invalid="ignore", divide="ignore"):
         vol_cap = lim.base_risk_fraction / (lim.atr_stop_multiple * atr(m, lim.atr_window)[t] / m.close[t])
     vol_cap = np.where(np.isfinite(vol_cap) & (vol_cap > 0), vol_cap, 0.0)
-    assert np.count_nonzero(x) <= lim.max_positions  # RISK-1
-    assert np.all(x <= lim.max_asset_weight) and np.all(x <= vol_cap * (1 + 1e-12))  # RISK-2
+    n_locked = np.count_nonzero(x[locked])
+    assert np.count_nonzero(xf) <= max(lim.max_positions - n_locked, 0)  # RISK-1
+    assert np.all(xf <= lim.max_asset_weight) and np.all(xf <= vol_cap * (1 + 1e-12))  # RISK-2
     assert d.clusters is not None
-    assert np.all(np.bincount(d.clusters, weights=x) <= lim.max_cluster_weight)  # RISK-2 clusters
+    over = np.bincount(d.clusters, weights=x) > lim.max_cluster_weight
+    assert not np.any(over & (np.bincount(d.clusters, weights=xf) > 0))  # RISK-2 clusters
     cap = lim.max_gross_exposure * (lim.dd_cut_exposure_factor if d.level >= 2 else 1.0)
-    assert x.sum() <= cap  # RISK-1 gross
+    assert x.sum() <= cap or not np.any(xf)  # RISK-1 gross
     if d.level >= 1:
-        assert np.all(
-            x <= np.maximum(lim.dd_reduce_size_factor * np.minimum(vol_cap, lim.max_asset_weight), c) * (1 + 1e-12)
-        )
+        bound = np.maximum(lim.dd_reduce_size_factor * np.minimum(vol_cap, lim.max_asset_weight), c)
+        assert np.all(xf[free] <= bound[free] * (1 + 1e-12))
     if d.kill_switch_engaged:
         assert np.all(x <= c)
-    assert np.all(x[~snap.tradable] <= c[~snap.tradable])
 
 
 def _project(market, lim, snap, proposal, exchange_down: bool) -> tuple[RiskProjector, RiskDecision]:
@@ -182,10 +207,18 @@ def test_every_target_satisfies_every_limit(case) -> None:
     market, lim, snap, proposal, down = case
     p, d = _project(market, lim, snap, proposal, down)
     assert_all_limits(d, p, lim, snap)
+    tradable = np.asarray(snap.tradable, dtype=bool)
     if snap.equity <= snap.peak_equity * (1 - lim.dd_halt):
-        assert d.halted and not np.any(d.target)  # halt means flat
+        assert d.halted and not np.any(d.target[tradable])  # halt means flat where a bar allows
     if down:
         assert d.kill_switch_engaged and np.all(d.target <= d.current)  # engaged: nothing grows
+    t = snap.t
+    if p.signals.market_wide[t] or p.signals.exchange_down[t]:  # market conditions, held or not
+        assert d.kill_switch_engaged and np.all(d.target <= d.current)
+        assert {h.reason for h in d.active_triggers} & {"volatility_spike", "spread_anomaly", "data_integrity",
+                                                         "exchange_down"}
+    blocked = p.signals.blocked(t) & tradable
+    assert np.all(d.target[blocked] <= d.current[blocked])  # the asset's own trigger: no entry
     if sanitised(proposal, d.current)[1]:
         assert d.interventions[0].rule == "sanitise"  # RISK-6: recorded, never raised
 
@@ -199,8 +232,9 @@ def test_no_asset_ends_above_its_proposal(case) -> None:
     p = p * (1 + 1e-12)  # our reference rescales a sum above 1 in its own rounding
     why = (proposal, p, d.current, d.target, d.rules)
     assert np.all(d.target <= np.maximum(p, d.current)), why
-    if lim.no_trade_band == 0:
-        assert np.all(d.target <= p), why  # with the cost gate off: never above the (held) proposal
+    if lim.no_trade_band == 0:  # with the cost gate off: never above the (held) proposal where a bar allows
+        tradable = np.asarray(snap.tradable, dtype=bool)
+        assert np.all(d.target[tradable] <= p[tradable]), why
 
 
 @PROPS
@@ -213,9 +247,15 @@ def test_projection_is_idempotent(case) -> None:
     assert again.level == d.level and again.kill_switch_engaged == d.kill_switch_engaged
 
 
+def _gate_on(lim: RiskLimits) -> RiskLimits:
+    return RiskLimits(**{**lim.to_dict(), "no_trade_band": 0.005})
+
+
 @st.composite
 def tightened_st(draw: st.DrawFn, lim: RiskLimits) -> RiskLimits:
-    """A random tightening of ``lim`` (every capped field at least as tight)."""
+    """A random tightening of ``lim`` (every capped field at least as tight; the gate stays off if it was)."""
+    if lim.no_trade_band == 0:
+        return gate_off(draw(tightened_st(_gate_on(lim))))
     f = lambda: draw(st.floats(0.3, 1.0))  # noqa: E731
     keep = lambda: draw(st.booleans())  # noqa: E731
     asset = lim.max_asset_weight if keep() else lim.max_asset_weight * f()
@@ -413,9 +453,11 @@ def test_kernel_caps_match_the_numpy_caps_bit_for_bit(values: list[float], data,
     w = np.array(values)
     n = w.size
     labels = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=n, max_size=n)), dtype=np.int64)
+    locked = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n))) & data.draw(st.booleans())
     got = w.copy()
-    k_cap_groups(got, labels, cap, np.empty(n + 1), np.empty(n + 1, dtype=bool))
-    assert got.tobytes() == _cap_groups(w, labels, cap).tobytes()
+    scratch = [np.empty(n + 1) for _ in range(3)]
+    k_cap_groups(got, labels, cap, locked, *scratch, np.empty(n + 1, dtype=bool))
+    assert got.tobytes() == _cap_groups(w, labels, cap, locked).tobytes()
     got = w.copy()
-    k_cap_total(got, cap)
-    assert got.tobytes() == _cap_total(w, cap).tobytes()
+    k_cap_total(got, cap, locked, np.empty(n + 1))
+    assert got.tobytes() == _cap_total(w, cap, locked).tobytes()

@@ -16,6 +16,7 @@ import pytest
 
 from envs.data.market import HOUR, MarketData
 from envs.snapshot import PortfolioSnapshot
+from tests.conftest import gate_off
 from risk import SPEC_A, ReactivationRefused, RiskLimits, RiskProjector, ladder_level, ladder_level_of
 
 T0 = 1_700_000_000 // HOUR * HOUR  # 22:00 UTC, so bar 50 starts at 00:00 (a rebalance hour)
@@ -232,8 +233,9 @@ def test_stale_held_asset_is_a_data_integrity_failure(missing: int, fires: bool)
     assert d.kill_switch_engaged is fires
     if fires:
         assert "stale" in d.to_info()["kill_switch"]["active_triggers"][0]["detail"]
-        # B cannot trade (untradable) and A, C cannot grow (kill switch)
-        np.testing.assert_array_equal(d.target, [0.10, 0.10, 0.0, 0.0])
+        # B has no bar: the env can neither sell nor buy it, so it keeps 0.20 (the proposal's
+        # 0.10 is not pretended); A and C cannot grow (kill switch)
+        np.testing.assert_array_equal(d.target, [0.10, 0.20, 0.0, 0.0])
 
 
 def test_nan_bar_of_a_held_asset_is_a_data_integrity_failure() -> None:
@@ -323,7 +325,7 @@ def test_malformed_proposals_hold_current_weights_with_a_reason() -> None:
 
 def test_negative_and_oversized_proposals_are_sanitised_with_reasons() -> None:
     m = flat_market()
-    lim = RiskLimits(no_trade_band=0.0)
+    lim = gate_off(RiskLimits())
     d = RiskProjector(lim, m).project(snap(m, 50), np.array([-1.0, 3.0, 1.0, 0.0]))
     assert "negative" in d.interventions[0].detail and "scaled to 1" in d.interventions[0].detail
     np.testing.assert_allclose(d.target, [0.0, 0.35, 0.25, 0.0])

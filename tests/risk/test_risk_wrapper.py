@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 
 from envs.data.market import HOUR, MarketData
 from envs.snapshot import PortfolioSnapshot
+from tests.conftest import gate_off
 from risk import SPEC_A, RiskVectorWrapper, RiskWrapper, intervention_counts, intervention_table
 
 T0 = 1_700_000_000 // HOUR * HOUR
-LIM = replace(SPEC_A, corr_window=48, no_trade_band=0.0)
+LIM = gate_off(SPEC_A, corr_window=48)
 
 
 def market(close: np.ndarray) -> MarketData:
@@ -201,7 +202,7 @@ def test_report_counts_interventions_by_rule() -> None:
     ]
     counts = intervention_counts(history)
     assert counts["asset_cap"] == 3 and counts["ladder_size"] == 1 and counts["halt"] == 1
-    assert counts["cluster_cap"] == 0 and list(counts)[:3] == ["sanitise", "halt", "max_positions"]
+    assert counts["cluster_cap"] == 0 and list(counts)[:4] == ["sanitise", "untradable", "halt", "max_positions"]
     table = intervention_table(history)
     assert table.loc["asset_cap", "steps"] == 3 and table.loc["asset_cap", "share"] == 0.75
     assert table.loc["asset_cap", "total_amount"] == pytest.approx(0.8)
