@@ -3,8 +3,8 @@
 The specification says every trade must beat its transaction costs. With an expected-return
 signal the gate compares each order's expected gain with its round-trip cost:
 
-    gain_i = (w_i - current_i) x r_i                 r_i: expected return at the horizon
-    cost_i = |w_i - current_i| x 2 x (fee + min(half_spread_i + k x sigma_i x sqrt(|w_i - current_i| x E / dvol_i), cap))
+    gain_i = d_i x r_i          d_i = w_i - current_i, r_i: expected return at the horizon
+    cost_i = |d_i| x 2 x (fee + min(half_spread_i + k x sigma_i x sqrt(|d_i| x E / dvol_i), cap))
 
 and makes the change only if ``gain_i > cost_i`` (the env's own slippage model, in
 `envs.execution.slippage`, with bar t's spread, volatility and dollar volume: causal).
@@ -14,7 +14,9 @@ weight breaks no limit, so reductions forced by the ladder, caps, halt or kill s
 never blocked (`risk.projection`).
 
 `CostInputs.pack` is a (T, 4, N) float64 table read by the projection kernel: rows
-``C_RETURN`` (NaN = no signal), ``C_HALF``, ``C_SIGMA``, ``C_DVOL``.
+``C_RETURN`` (NaN = no signal), ``C_HALF``, ``C_SIGMA``, ``C_DVOL``. ``lots`` (3, N) holds the
+pairs' lot scale (10 ** lot_decimals), ``ordermin`` and ``costmin``, which the projection's
+``order_minimum`` rule needs so that its target is one the exchange accepts.
 """
 
 from __future__ import annotations
@@ -37,6 +39,14 @@ class CostInputs:
     impact_k: float
     max_slippage: float
     signal: str | None = None  # name of the signal channel read, None if none
+    lots: np.ndarray | None = None  # (3, N): lot scale, ordermin, costmin; None = no minimums
+
+    def lot_table(self) -> np.ndarray:
+        """(3, N) lot rules for the kernel; without rules: infinite scale, no minimums."""
+        if self.lots is not None:
+            return self.lots
+        n = self.pack.shape[2]
+        return np.stack([np.full(n, np.inf), np.zeros(n), np.zeros(n)])
 
     @property
     def has_signal(self) -> bool:
@@ -64,6 +74,7 @@ class CostInputs:
         max_slippage: float,
         exp_return: np.ndarray | None = None,
         signal: str | None = None,
+        lots: np.ndarray | None = None,
     ) -> CostInputs:
         t, n = half_spread.shape
         pack = np.empty((t, 4, n))
@@ -72,7 +83,9 @@ class CostInputs:
         pack[:, C_SIGMA] = sigma
         pack[:, C_DVOL] = dollar_volume
         pack.flags.writeable = False
-        return cls(pack, float(fee), float(impact_k), float(max_slippage), signal if exp_return is not None else None)
+        sig = signal if exp_return is not None else None
+        table = None if lots is None else np.ascontiguousarray(lots, dtype=np.float64)
+        return cls(pack, float(fee), float(impact_k), float(max_slippage), sig, table)
 
 
 def signal_channel(names: Sequence[str], horizon: int) -> int | None:
@@ -106,9 +119,22 @@ def cost_inputs_from_env(base: Any, horizon: int) -> CostInputs:
             sig = np.asarray(core.signals, dtype=np.float64)
             exp_return = np.where(sig[:, :, -1] > 0.5, sig[:, :, k], np.nan)
             name = core.signal_names[k]
+    rules = core.rules
+    lots = np.stack([rules.scale, rules.ordermin, rules.costmin])
     return CostInputs.build(
-        arrays.half_spread, arrays.sigma, arrays.dollar_volume, fee, cfg.impact_k, cfg.max_slippage, exp_return, name
+        arrays.half_spread, arrays.sigma, arrays.dollar_volume, fee, cfg.impact_k, cfg.max_slippage, exp_return, name,
+        lots,
     )
+
+
+def min_order_units(lots: np.ndarray, prices: np.ndarray) -> np.ndarray:
+    """(N,) smallest sell the exchange accepts at ``prices``, plus two lots of margin for the env's floor."""
+    return np.maximum(lots[1], lots[2] / prices) + 2.0 / lots[0]
+
+
+def dust(lots: np.ndarray, units: np.ndarray, prices: np.ndarray) -> np.ndarray:
+    """(N,) held positions too small to sell at all (below ordermin or costmin): they cannot trade."""
+    return (units > 0.0) & ((units < lots[1]) | (units * prices < lots[2]))
 
 
 def round_trip_cost(row: np.ndarray, change: np.ndarray, equity: float, params: np.ndarray) -> np.ndarray:

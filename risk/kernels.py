@@ -25,8 +25,8 @@ from envs.execution.kernels import pairwise_block as _block
 
 # rule indices: positions in risk.projection.RULE_ORDER
 R_SANITISE, R_UNTRADABLE, R_HALT, R_MAXPOS, R_KILL, R_BLOCK, R_SCHED = 0, 1, 2, 3, 4, 5, 6
-R_VOL, R_ASSET, R_LADDER, R_CLUSTER, R_EXPOSURE, R_COST, R_FALLBACK = 7, 8, 9, 10, 11, 12, 13
-N_RULES = 14
+R_VOL, R_ASSET, R_LADDER, R_CLUSTER, R_EXPOSURE, R_MIN_ORDER, R_COST, R_FALLBACK = 7, 8, 9, 10, 11, 12, 13, 14
+N_RULES = 15
 RULE_MASK = (1 << N_RULES) - 1
 
 # the limits vector (`limits_vector`)
@@ -327,7 +327,7 @@ def violates(
         for i in range(n):
             if w[i] > cur[i]:
                 return True
-    for i in range(n):
+    for i in range(n):  # noqa: SIM110 - a plain loop compiles to the tightest code
         if blocked[i] and w[i] > cur[i]:
             return True
     return False
@@ -445,13 +445,15 @@ def project_row(
     costs: np.ndarray,
     cp: np.ndarray,
     equity: float,
+    prices: np.ndarray,
+    lots: np.ndarray,
     out: np.ndarray,
     amounts: np.ndarray,
     changed: np.ndarray,
     work: np.ndarray,
     mask: np.ndarray,
 ) -> int:
-    """One projection (rules 1-14 of `risk.projection`) on arrays.
+    """One projection (rules 1-15 of `risk.projection`) on arrays.
 
     Inputs: ``prop`` (N,) the proposal (any float values), the snapshot's ``weights``,
     ``units`` and ``tradable``, bar ``t`` of the (T, N) ``vol_cap`` and ``flags`` tables,
@@ -459,12 +461,13 @@ def project_row(
     ``ks_base`` (kill switch engaged before this bar's held-asset triggers: already
     engaged, market-wide stress or exchange down at t, or a snapshot-level integrity
     failure found by the caller), ``sched`` (level-2 reduce-only hour), and the cost gate's
-    ``costs`` (4, N) row of bar t, ``cp`` (fee, impact_k, max_slippage) and ``equity``.
+    ``costs`` (4, N) row of bar t, ``cp`` (fee, impact_k, max_slippage) and ``equity``; the
+    snapshot's ``prices`` and the pairs' ``lots`` (3, N: scale, ordermin, costmin).
     Outputs: ``out[0]`` the sanitised current weights, ``out[1]`` the executed target,
     ``changed[r]``/``amounts[r]`` per rule r that changed something, ``mask[1]`` the held
     flags, ``mask[3]`` locked (no bar), ``mask[4]`` blocked (the asset's market trigger).
     Scratch: ``work`` (6, N + 1) float64 and ``mask[0]``, ``mask[2]`` (``mask`` is (5, N + 1)
-    bool). Returns the status bits (rules in bits 0..13, ``S_*``) or `FALLBACK`.
+    bool). Returns the status bits (rules in bits 0..14, ``S_*``) or `FALLBACK`.
     """
     n = prop.shape[0]
     cur = out[0]
@@ -535,8 +538,10 @@ def project_row(
     for i in range(n):
         held = units[i] > 0.0 or cur[i] > 0.0
         mask[1, i] = held
-        locked[i] = not tradable[i]
-        blocked[i] = tradable[i] and (frow[i] & F_MARKET) != 0
+        u = units[i]
+        dust = u > 0.0 and (u < lots[1, i] or u * prices[i] < lots[2, i])  # too small to sell
+        locked[i] = not tradable[i] or dust
+        blocked[i] = not locked[i] and (frow[i] & F_MARKET) != 0
         any_locked = any_locked or locked[i]
         any_blocked = any_blocked or blocked[i]
         if held and (frow[i] & F_HELD) != 0:
@@ -620,17 +625,30 @@ def project_row(
             before[i] = w[i]
         _cap_total(w, _exposure_cap(level, lim), locked, tmp)
         status |= _record(R_EXPOSURE, before, w, changed, amounts, tmp)
+        for i in range(n):  # 13. order minimum: no buy below it, a sale below it enlarged to it
+            before[i] = w[i]
+        for i in range(n):
+            if locked[i]:
+                continue
+            p = prices[i]
+            value = (_mx(lots[1, i], lots[2, i] / p) + 2.0 / lots[0, i]) * p / equity
+            d = w[i] - cur[i]
+            if d > 0.0 and d < value:
+                w[i] = cur[i]
+            elif d < 0.0 and -d < value:
+                w[i] = _mx(cur[i] - value, 0.0)
+        status |= _record(R_MIN_ORDER, before, w, changed, amounts, tmp)
         has_signal = False
         for i in range(n):
             if np.isfinite(costs[C_RETURN, i]):
                 has_signal = True
-        if lim[L_BAND] > 0.0 or has_signal:  # 13. cost gate
+        if lim[L_BAND] > 0.0 or has_signal:  # 14. cost gate
             for i in range(n):
                 before[i] = w[i]
             _cost_gate(w, cur, locked, blocked, vol, labels, lim, level, no_increase, costs, cp, equity, kept,
                        sums, fsums, tmp, mask[0])
             status |= _record(R_COST, before, w, changed, amounts, tmp)
-    # 14. final check; a failure is handled by the reference path (it records the fallback)
+    # 15. final check; a failure is handled by the reference path (it records the fallback)
     if violates(w, cur, locked, blocked, vol, labels, lim, level, no_increase, sums, fsums, tmp):
         return FALLBACK
     return status

@@ -128,7 +128,8 @@ class MarketSignals:
         """The market triggers of asset ``i`` at bar t (spike, spread, bad price, NaN close)."""
         name = self.market.assets[i]
         if not self.listed[t, i]:
-            return [TriggerHit("data_integrity", name, float("nan"), 0.0, "NaN close")] if self._asset_flag[t, i] else []
+            nan_close = TriggerHit("data_integrity", name, float("nan"), 0.0, "NaN close")
+            return [nan_close] if self._asset_flag[t, i] else []
         out: list[TriggerHit] = []
         r = self.abs_ret[t, i]
         if np.isfinite(r) and r > limits.max_price_jump:

@@ -39,13 +39,18 @@ weight change):
     tradable members scaled down proportionally to the room the locked ones leave.
 12. ``exposure_cap``: the tradable total is scaled down so the sum is at most
     ``max_gross_exposure`` (x ``dd_cut_exposure_factor`` at level >= 2).
-13. ``cost_gate``: a change that does not beat its cost is not made (`risk.cost_gate`):
+13. ``order_minimum``: a change the exchange would reject as smaller than the pair's
+    minimum order (``ordermin``, ``costmin``; `risk.cost_gate.CostInputs.lots`) is not
+    pretended: a buy below it keeps the current weight, a sale below it is enlarged to the
+    minimum sale (or to the whole position), so that what executes obeys the caps. Positions
+    too small to sell at all (dust) are locked like assets without a bar (rule 2).
+14. ``cost_gate``: a change that does not beat its cost is not made (`risk.cost_gate`):
     with an expected-return signal, the change's expected gain against its round-trip
     cost (fees + half-spread + impact); without one, changes smaller than
     ``no_trade_band``. Skipped increases become the current weight (lowering never
     breaks a limit); a skipped decrease keeps the current weight only if that still
     satisfies every limit (assets in index order), so forced reductions always go through.
-14. final check: every limit is verified; should it fail (a bug), the tradable target is
+15. final check: every limit is verified; should it fail (a bug), the tradable target is
     all cash and ``invariant_fallback`` is recorded.
 
 Implementation: `RiskProjector.project` runs the rules in the numba kernel
@@ -81,7 +86,7 @@ from envs.data.market import HOUR, MarketData
 from envs.snapshot import PortfolioSnapshot
 from risk import kernels as K
 from risk.clusters import ClusterSchedule
-from risk.cost_gate import C_RETURN, CostInputs, round_trip_cost
+from risk.cost_gate import C_RETURN, CostInputs, dust, min_order_units, round_trip_cost
 from risk.kill_switch import KillSwitch, MarketSignals, TriggerHit
 from risk.ladder import LEVEL_NAMES, DrawdownLadder
 from risk.limits import RiskLimits
@@ -101,6 +106,7 @@ RULE_ORDER = (
     "ladder_size",
     "cluster_cap",
     "exposure_cap",
+    "order_minimum",
     "cost_gate",
     "invariant_fallback",
 )
@@ -186,6 +192,7 @@ class RiskProjector:
             )
         self.costs = costs
         self._cost_params = costs.params()
+        self._lots = costs.lot_table()
         self.market = market
         self.assets = market.assets
         self.n_assets = market.n_assets
@@ -256,7 +263,8 @@ class RiskProjector:
             units = _vector(units, n)
         if type(tradable) is not np.ndarray or tradable.dtype != _BOOL:
             tradable = np.asarray(tradable, dtype=bool)
-        if shape != (n,) or weights is None or units is None or tradable.shape != shape:
+        prices = _vector(snapshot.prices, n)
+        if shape != (n,) or weights is None or units is None or prices is None or tradable.shape != shape:
             return None
         lim, ks_sw = self.limits, self.kill_switch
         equity, ts = float(snapshot.equity), int(snapshot.timestamp)
@@ -270,7 +278,7 @@ class RiskProjector:
         out = np.empty((2, n))
         code = K.project_row(
             raw, weights, units, tradable, t, self.vol_cap, self.signals.flags, labels, self._lim,
-            level, ks_base, sched, self.costs.pack[t], self._cost_params, equity,
+            level, ks_base, sched, self.costs.pack[t], self._cost_params, equity, prices, self._lots,
             out, self._amounts, self._changed, self._work, self._mask,
         )  # fmt: skip
         if code < 0:
@@ -369,7 +377,11 @@ class RiskProjector:
         ks = self.kill_switch.engaged
 
         tradable = np.asarray(snapshot.tradable, dtype=bool)
+        prices = np.asarray(snapshot.prices, dtype=np.float64)
         locked = ~tradable if tradable.shape == (n,) else np.zeros(n, dtype=bool)
+        if units.shape == (n,) and prices.shape == (n,):
+            locked = locked | dust(self._lots, units, prices)
+            tradable = ~locked  # a dust position cannot trade either
         labels = self.clusters.labels(t)
         blocked = self.signals.blocked(t) & ~locked
         if locked.any():
@@ -388,9 +400,13 @@ class RiskProjector:
             w = self._rule(ivs, "vol_sizing", w, np.where(free, np.minimum(w, self.vol_cap[t]), w), "")
             w = self._rule(ivs, "asset_cap", w, np.where(free, np.minimum(w, lim.max_asset_weight), w), "")
             if level >= 1:
-                w = self._rule(ivs, "ladder_size", w, np.where(free, np.minimum(w, self._size_bound(t, current)), w), "")
+                sized = np.where(free, np.minimum(w, self._size_bound(t, current)), w)
+                w = self._rule(ivs, "ladder_size", w, sized, "")
             w = self._rule(ivs, "cluster_cap", w, _cap_groups(w, labels, lim.max_cluster_weight, locked), "")
             w = self._rule(ivs, "exposure_cap", w, _cap_total(w, self._exposure_cap(level), locked), "")
+            if prices.shape == (n,):
+                sized = _order_minimum(w, current, ~locked, self._lots, prices, float(snapshot.equity))
+                w = self._rule(ivs, "order_minimum", w, sized, _MIN_ORDER)
             if lim.no_trade_band > 0 or self.costs.has_signal:
                 gated = self._cost_gate(w, current, t, level, labels, ks, snapshot, locked, blocked)
                 w = self._rule(ivs, "cost_gate", w, gated, "")
@@ -512,8 +528,7 @@ class RiskProjector:
             sums[g] += delta
             total += delta
             count += int(opens)
-        tradable = np.asarray(snapshot.tradable, dtype=bool)
-        if self.violation(out, current, t, level, labels, ks, int(snapshot.timestamp), tradable, blocked):
+        if self.violation(out, current, t, level, labels, ks, int(snapshot.timestamp), ~locked, blocked):
             return kept  # rounding at a cap's edge: do not restore
         return out
 
@@ -546,7 +561,7 @@ class RiskProjector:
             return "untradable: a locked weight changed"
         if level == 3:
             return "halt: target not all cash" if w[free].any() else ""
-        room = max(lim.max_positions - np.count_nonzero(w[locked]), 0)
+        room = max(lim.max_positions - int(np.count_nonzero(w[locked])), 0)
         if np.count_nonzero(w[free]) > room:
             return "max_positions"
         if (w[free] > lim.max_asset_weight).any() or (w[free] > self.vol_cap[t][free]).any():
@@ -554,13 +569,14 @@ class RiskProjector:
         if level >= 1 and (w[free] > self._size_bound(t, current)[free]).any():
             return "ladder_size"
         free_w = np.where(locked, 0.0, w)
-        if ((np.bincount(labels, weights=w) > lim.max_cluster_weight) & (np.bincount(labels, weights=free_w) > 0)).any():
+        over = np.bincount(labels, weights=w) > lim.max_cluster_weight
+        if (over & (np.bincount(labels, weights=free_w) > 0)).any():
             return "cluster_cap"
         if w.sum() > min(1.0, self._exposure_cap(level)) and free_w.sum() > 0:
             return "exposure_cap"
-        if ks or (level == 2 and (timestamp // HOUR) % lim.dd_cut_rebalance_hours != 0):
-            if (w > current).any():
-                return "no-increase rule (kill switch / reduce-only)"
+        reduce_only = ks or (level == 2 and (timestamp // HOUR) % lim.dd_cut_rebalance_hours != 0)
+        if reduce_only and (w > current).any():
+            return "no-increase rule (kill switch / reduce-only)"
         if blocked is not None and (w[blocked] > current[blocked]).any():
             return "no-increase rule (asset_block)"
         return ""
@@ -568,12 +584,27 @@ class RiskProjector:
 
 _F64, _BOOL = np.dtype(np.float64), np.dtype(np.bool_)
 _BLOCK = "market trigger on the asset: no entry"
+_MIN_ORDER = "below the pair's minimum order: buy dropped, sale enlarged to the minimum"
 _DETAILS = {
     K.R_HALT: "drawdown halt: all cash",
     K.R_SCHED: "reduce-only between rebalances",
     K.R_UNTRADABLE: "no bar: weight kept as held",
     K.R_BLOCK: _BLOCK,
+    K.R_MIN_ORDER: _MIN_ORDER,
 }
+
+
+def _order_minimum(
+    w: np.ndarray, current: np.ndarray, free: np.ndarray, lots: np.ndarray, prices: np.ndarray, equity: float
+) -> np.ndarray:
+    """Rule 14: no buy below the pair's minimum order; a sale below it is enlarged to it."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = min_order_units(lots, prices) * prices / equity  # the minimum order, as a weight
+    d = w - current
+    small_buy = free & (d > 0.0) & (d < value)
+    small_sell = free & (d < 0.0) & (-d < value)
+    out = np.where(small_buy, current, w)
+    return np.where(small_sell, np.maximum(current - value, 0.0), out)
 
 
 def _sanitise_detail(code: int) -> str:

@@ -36,6 +36,7 @@ class StressResult:
     hours_realised_above: int  # steps whose realised exposure exceeded ``exposure_limit``
     interventions: dict[str, int] = field(default_factory=dict)
     equity: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    exposure: np.ndarray = field(default_factory=lambda: np.zeros(0))  # realised, per step
 
     def row(self) -> dict[str, Any]:
         keys = ("steps", "end", "max_drawdown", "final_equity", "max_realised_exposure",
@@ -57,6 +58,7 @@ def run_stress(env: gym.Env, action: np.ndarray | Policy, exposure_limit: float 
     equity = [float(base.snapshot().equity)]  # type: ignore[attr-defined]
     infos: list[dict[str, Any]] = []
     realised, target, above = 0.0, float("nan"), 0
+    exposures: list[float] = []
     done = False
     end = ""
     while not done:
@@ -66,6 +68,7 @@ def run_stress(env: gym.Env, action: np.ndarray | Policy, exposure_limit: float 
         after = base.snapshot()  # type: ignore[attr-defined]
         exposure = float(np.dot(after.units, before.prices)) / before.equity if before.equity > 0 else 0.0
         realised = max(realised, exposure)
+        exposures.append(exposure)
         above += int(exposure > exposure_limit + 1e-9)
         if "risk" in info and "executed" in info["risk"]:
             target = np.nanmax([target, float(np.sum(info["risk"]["executed"]))])
@@ -81,4 +84,5 @@ def run_stress(env: gym.Env, action: np.ndarray | Policy, exposure_limit: float 
         hours_realised_above=above,
         interventions={k: v for k, v in intervention_counts(infos).items() if v} if "risk" in infos[0] else {},
         equity=eq,
+        exposure=np.array(exposures),
     )

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from envs.data.indicators import atr
 from envs.data.market import HOUR, MarketData
 from envs.snapshot import PortfolioSnapshot
-from tests.conftest import gate_off
 from risk import SPEC_A, RiskDecision, RiskLimits, RiskProjector
+from risk.cost_gate import CostInputs
+from tests.conftest import gate_off
 
 EXAMPLES = 2000  # TEST_PLAN section 2: 2,000 examples per property in PR runs
 PROPS = settings(
@@ -105,7 +106,7 @@ def limits_st(draw: st.DrawFn, band: float | None = None) -> RiskLimits:
 
 
 @st.composite
-def case_st(draw: st.DrawFn, band: float | None = None):
+def case_st(draw: st.DrawFn, band: float | None = None, with_costs: bool = False):
     n = draw(st.integers(2, 12))
     n_bars = draw(st.integers(60, 90))
     market = random_market(draw(st.integers(0, 15)), n, n_bars, draw(st.booleans()), draw(st.booleans()))
@@ -134,7 +135,26 @@ def case_st(draw: st.DrawFn, band: float | None = None):
         peak_equity=equity / (1 - dd),
         tradable=tradable,
     )
-    return market, lim, snap, draw(proposal_st(n)), draw(st.booleans())
+    costs = draw(costs_st(market)) if with_costs else None
+    return market, lim, snap, draw(proposal_st(n)), draw(st.booleans()), costs
+
+
+@st.composite
+def costs_st(draw: st.DrawFn, market: MarketData) -> CostInputs | None:
+    """None (band only), or the env's cost model with an expected-return signal (NaN gaps)
+    and Kraken-like lot rules whose minimums bind on small accounts."""
+    if not draw(st.booleans()):
+        return None
+    seed = draw(st.integers(0, 3))
+    rng = np.random.default_rng(seed)
+    shape = market.close.shape
+    er = rng.normal(0, 0.02, shape)
+    er[rng.random(shape) < 0.2] = np.nan
+    lots = np.stack([10.0 ** rng.integers(0, 9, shape[1]), rng.choice([0.0, 0.01, 1.0], shape[1]),
+                     rng.choice([0.0, 0.5, 5.0], shape[1])])
+    return CostInputs.build(rng.uniform(1e-5, 1e-3, shape), rng.uniform(0.001, 0.05, shape),
+                            rng.uniform(0, 1e7, shape), 0.004, 0.5, 0.05, er if draw(st.booleans()) else None,
+                            "meta_h24_exp_return", lots)
 
 
 def proposal_st(n: int) -> st.SearchStrategy:
@@ -158,6 +178,14 @@ def sanitised(proposal, current: np.ndarray) -> tuple[np.ndarray, bool]:
     return (a / a.sum() if a.sum() > 1 else a), False
 
 
+def _locked(p: RiskProjector, snap: PortfolioSnapshot) -> np.ndarray:
+    """Assets the env cannot trade at t: no bar, or a position too small to sell (dust)."""
+    lots = p.costs.lot_table()
+    units, prices = np.asarray(snap.units, dtype=float), np.asarray(snap.prices, dtype=float)
+    dust = (units > 0) & ((units < lots[1]) | (units * prices < lots[2]))
+    return ~np.asarray(snap.tradable, dtype=bool) | dust
+
+
 def assert_all_limits(d: RiskDecision, p: RiskProjector, lim: RiskLimits, snap: PortfolioSnapshot) -> None:
     """Every limit in force holds for the executed target.
 
@@ -168,7 +196,7 @@ def assert_all_limits(d: RiskDecision, p: RiskProjector, lim: RiskLimits, snap: 
     x, c, t = d.target, d.current, snap.t
     assert x.shape == c.shape and np.all(np.isfinite(x)) and np.all(x >= 0)  # RISK-1 long-only
     assert "invariant_fallback" not in d.rules
-    locked = ~np.asarray(snap.tradable, dtype=bool)
+    locked = _locked(p, snap)
     free = ~locked
     np.testing.assert_array_equal(x[locked], c[locked])  # what the env will really hold
     xf = np.where(locked, 0.0, x)
@@ -194,20 +222,20 @@ def assert_all_limits(d: RiskDecision, p: RiskProjector, lim: RiskLimits, snap: 
         assert np.all(x <= c)
 
 
-def _project(market, lim, snap, proposal, exchange_down: bool) -> tuple[RiskProjector, RiskDecision]:
-    p = RiskProjector(lim, market)
+def _project(market, lim, snap, proposal, exchange_down: bool, costs=None) -> tuple[RiskProjector, RiskDecision]:
+    p = RiskProjector(lim, market, costs)
     if exchange_down:
         p.kill_switch.report_exchange_down("test")
     return p, p.project(snap, proposal)
 
 
 @PROPS
-@given(case_st())
+@given(case_st(with_costs=True))
 def test_every_target_satisfies_every_limit(case) -> None:
-    market, lim, snap, proposal, down = case
-    p, d = _project(market, lim, snap, proposal, down)
+    market, lim, snap, proposal, down, costs = case
+    p, d = _project(market, lim, snap, proposal, down, costs)
     assert_all_limits(d, p, lim, snap)
-    tradable = np.asarray(snap.tradable, dtype=bool)
+    tradable = ~_locked(p, snap)
     if snap.equity <= snap.peak_equity * (1 - lim.dd_halt):
         assert d.halted and not np.any(d.target[tradable])  # halt means flat where a bar allows
     if down:
@@ -226,7 +254,7 @@ def test_every_target_satisfies_every_limit(case) -> None:
 @PROPS
 @given(case_st())
 def test_no_asset_ends_above_its_proposal(case) -> None:
-    market, lim, snap, proposal, down = case
+    market, lim, snap, proposal, down, _ = case
     _, d = _project(market, lim, snap, proposal, down)
     p, _ = sanitised(proposal, d.current)
     p = p * (1 + 1e-12)  # our reference rescales a sum above 1 in its own rounding
@@ -238,10 +266,10 @@ def test_no_asset_ends_above_its_proposal(case) -> None:
 
 
 @PROPS
-@given(case_st())
+@given(case_st(with_costs=True))
 def test_projection_is_idempotent(case) -> None:
-    market, lim, snap, proposal, down = case
-    p, d = _project(market, lim, snap, proposal, down)
+    market, lim, snap, proposal, down, costs = case
+    p, d = _project(market, lim, snap, proposal, down, costs)
     again = p.project(snap, d.target)
     np.testing.assert_array_equal(again.target, d.target)
     assert again.level == d.level and again.kill_switch_engaged == d.kill_switch_engaged
@@ -284,7 +312,7 @@ def tightened_st(draw: st.DrawFn, lim: RiskLimits) -> RiskLimits:
 @PROPS
 @given(case_st(band=0.0), st.data())
 def test_tightening_never_raises_total_exposure(case, data) -> None:
-    market, lim, snap, proposal, down = case
+    market, lim, snap, proposal, down, _ = case
     tight = data.draw(tightened_st(lim))
     assert tight.is_tighter_or_equal(lim)
     _, loose_d = _project(market, lim, snap, proposal, down)
@@ -346,8 +374,8 @@ def _perturb(snap: PortfolioSnapshot, how: str) -> PortfolioSnapshot:
     return PortfolioSnapshot(**fields)
 
 
-def _account(market: MarketData, lim: RiskLimits, how: str, down: bool) -> RiskProjector:
-    p = RiskProjector(lim, market)
+def _account(market: MarketData, lim: RiskLimits, how: str, down: bool, costs=None) -> RiskProjector:
+    p = RiskProjector(lim, market, costs)
     if how == "engaged":  # engaged earlier, no trigger active now
         p.kill_switch.report_exchange_down("earlier", timestamp=1)
         p.kill_switch.report_exchange_up()
@@ -383,14 +411,14 @@ def _same_decision(fast: RiskDecision, ref: RiskDecision) -> None:
 
 
 @PROPS
-@given(case_st(), st.sampled_from(PERTURBATIONS))
+@given(case_st(with_costs=True), st.sampled_from(PERTURBATIONS))
 def test_kernel_gives_the_numpy_reference_decision_bit_for_bit(case, how: str) -> None:
     """`project` (numba kernel) == `project_reference` (numpy), over two consecutive decisions:
     same executed target (bitwise), same binding rules with the same assets and amounts,
     same ladder/kill-switch outputs and the same account state afterwards."""
-    market, lim, snap, proposal, down = case
+    market, lim, snap, proposal, down, costs = case
     snap = _perturb(snap, how)
-    fast, ref = _account(market, lim, how, down), _account(market, lim, how, down)
+    fast, ref = _account(market, lim, how, down, costs), _account(market, lim, how, down, costs)
     first = _decide_both(fast, ref, snap, proposal)
     # second decision: the account state carried over, a new proposal
     _decide_both(fast, ref, snap, np.roll(first.target, 1) * 3.0 - 0.05)

@@ -16,8 +16,8 @@ import pytest
 
 from envs.data.market import HOUR, MarketData
 from envs.snapshot import PortfolioSnapshot
-from tests.conftest import gate_off
 from risk import SPEC_A, ReactivationRefused, RiskLimits, RiskProjector, ladder_level, ladder_level_of
+from tests.conftest import gate_off
 
 T0 = 1_700_000_000 // HOUR * HOUR  # 22:00 UTC, so bar 50 starts at 00:00 (a rebalance hour)
 ASSETS = ("A", "B", "C", "D")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import gymnasium as gym
@@ -14,8 +13,8 @@ from hypothesis import strategies as st
 
 from envs.data.market import HOUR, MarketData
 from envs.snapshot import PortfolioSnapshot
-from tests.conftest import gate_off
 from risk import SPEC_A, RiskVectorWrapper, RiskWrapper, intervention_counts, intervention_table
+from tests.conftest import gate_off
 
 T0 = 1_700_000_000 // HOUR * HOUR
 LIM = gate_off(SPEC_A, corr_window=48)
