@@ -55,7 +55,10 @@ class EnvConfig:
     fee_model: str = "flat"  # flat (maker_fee / taker_fee) | kraken_tiers (30-day volume schedule)
     maker_fee: float = 0.004
     taker_fee: float = 0.004
-    fee_volume_30d: float = 0.0  # USD volume credited to the account before the episode (tiers)
+    # USD volume credited to the account before the episode (tiers). It counts as traded evenly over
+    # the 720 hours before the first bar: 1/720 of it leaves the 30-day window each step, none is left
+    # after 720 steps (`envs.execution.ledger`)
+    fee_volume_30d: float = 0.0
     # --- slippage and liquidity
     spread_floor: float = 0.0002  # minimum relative (full) spread
     pair_spread_floor: dict[str, float] = field(default_factory=dict)  # per asset, overrides floor

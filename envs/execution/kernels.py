@@ -33,12 +33,13 @@ N_MARKET = 13
 R_SCALE, R_ORDERMIN, R_COSTMIN = range(3)
 # fee table ``fees`` (3, K): 30-day volume thresholds, maker rates, taker rates
 # float parameters ``fp``
-P_MOF, P_K, P_MAXSLIP, P_MAKER, P_TAKER, P_HALT, P_AGE_SCALE, P_PENALTY = range(8)
-N_FP = 8
+P_MOF, P_K, P_MAXSLIP, P_MAKER, P_TAKER, P_HALT, P_AGE_SCALE, P_PENALTY, P_VOL0 = range(9)
+N_FP = 9
 # int parameters ``ip``
 I_LIMIT, I_FALLBACK_MARKET, I_TIERED, I_TTL, I_HALT_ON = range(5)
 N_IP = 5
-# float state ``fst`` (S, B)
+# float state ``fst`` (S, B); S_VOL30 is the USD traded in the episode's last FEE_WINDOW steps
+# (the pre-episode credit ``fp[P_VOL0]`` is added when the rates are looked up, see `step_rows`)
 S_CASH, S_EQUITY, S_PEAK, S_CUM_FEES, S_CUM_SLIP, S_CUM_TRADED, S_VOL30 = range(7)
 N_FST = 7
 # int state ``ist`` (J, B)
@@ -382,6 +383,9 @@ def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarr
         dd_before = 1.0 - eq_before / fst[S_PEAK, b]
         if ip[I_TIERED] != 0:
             vol = fst[S_VOL30, b]
+            before = FEE_WINDOW - ist[J_STEPS, b]  # hours of the window that lie before the episode
+            if before > 0:
+                vol = vol + fp[P_VOL0] * before / FEE_WINDOW
             tier = 0
             while tier < fees.shape[1] and not vol < fees[0, tier]:
                 tier += 1

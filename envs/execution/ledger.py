@@ -19,6 +19,13 @@ One step (decision at the close of bar t, orders inside bar t+1, mark at its clo
    dropped as ``insufficient_cash``). Fee = rate × notional, in USD.
 5. Mark at the close of t+1: equity = cash + Σ units × close.
 
+Fee tiers (``fee_model="kraken_tiers"``) look up the 30-day USD volume before each step's
+fills: the notional traded in the episode's last 720 steps (``vol30``, a ring of hourly
+amounts) plus what is left of the pre-episode credit ``fee_volume_30d``. That credit is
+taken as traded evenly over the 720 hours before the episode's first bar, so at step s
+``fee_volume_30d × max(720 − s, 0) / 720`` of it is still inside the window: 1/720 of it
+expires each hour and none is left from step 720 on, like any trade.
+
 All state lives in a few preallocated arrays that the kernel updates in place; the
 attributes (``cash``, ``units``, ``equity`` ...) are views into them, never rebound.
 """
@@ -71,6 +78,7 @@ class BatchLedger:
         fp[K.P_HALT] = np.nan if config.halt_drawdown is None else config.halt_drawdown
         fp[K.P_AGE_SCALE] = config.trade_age_scale_hours
         fp[K.P_PENALTY] = config.drawdown_penalty
+        fp[K.P_VOL0] = config.fee_volume_30d
         ip = np.zeros(K.N_IP, dtype=np.int64)
         ip[K.I_LIMIT] = self.limit
         ip[K.I_FALLBACK_MARKET] = self.fallback_market
@@ -100,7 +108,6 @@ class BatchLedger:
         self.length, self.force_hold = self.ist[K.J_LENGTH], self.ist[K.J_FORCE_HOLD]
         self.units, self.pend, self.pend_px = self.pos[K.X_UNITS], self.pos[K.X_PEND], self.pos[K.X_PEND_PX]
         self.cash[:] = self.equity[:] = self.peak[:] = config.initial_cash
-        self.vol30[:] = config.fee_volume_30d
         # everything `kernels.step_rows` takes after the actions, in its order
         self.kernel_args = (
             self.mk, self.rule_pack, self.fee_table, fp, ip, self.fst, self.ist, self.pos, self.age, self.ring,
@@ -124,7 +131,7 @@ class BatchLedger:
         self.cum_fees[rows] = 0.0
         self.cum_slippage[rows] = 0.0
         self.cum_traded[rows] = 0.0
-        self.vol30[rows] = c.fee_volume_30d
+        self.vol30[rows] = 0.0
         self.ring[rows] = 0.0
         self.force_hold[rows] = 0
         self.refresh(np.arange(self.n)[rows])

@@ -17,6 +17,10 @@ One step (decision at the close of bar t, orders inside bar t+1, mark at its clo
    that notional + fee fits the cash; a scaled buy that breaks the pair minimums is
    dropped as ``insufficient_cash``). Fee = rate × notional, in USD.
 5. Mark at the close of t+1: equity = cash + Σ units × close.
+
+Fee tiers use `NumpyLedger.volume_30d`: the episode's trades of the last 720 steps plus the
+part of the pre-episode ``fee_volume_30d`` still inside the window (spread evenly over the 720
+hours before the start, so it is gone after 720 steps); see `envs.execution.ledger`.
 """
 
 from __future__ import annotations
@@ -79,7 +83,7 @@ class NumpyLedger:
         self.cum_fees = np.zeros(n)
         self.cum_slippage = np.zeros(n)
         self.cum_traded = np.zeros(n)
-        self.vol30 = np.full(n, config.fee_volume_30d)
+        self.vol30 = np.zeros(n)  # USD traded in the episode's last FEE_WINDOW steps
         self.ring = np.zeros((n, FEE_WINDOW)) if fees.tiered else np.zeros((n, 0))
         self._flat = None if fees.tiered else fees.rates(np.zeros(n))
         self._w: np.ndarray | None = None
@@ -102,7 +106,7 @@ class NumpyLedger:
         self.cum_fees[rows] = 0.0
         self.cum_slippage[rows] = 0.0
         self.cum_traded[rows] = 0.0
-        self.vol30[rows] = c.fee_volume_30d
+        self.vol30[rows] = 0.0
         self.ring[rows] = 0.0
 
     def weights(self) -> np.ndarray:
@@ -113,6 +117,15 @@ class NumpyLedger:
             self._w.flags.writeable = False
         return self._w
 
+    def volume_30d(self) -> np.ndarray:
+        """(B,) trailing 30-day USD volume for the fee tier: episode trades plus the unexpired credit.
+
+        ``fee_volume_30d`` counts as traded evenly over the 720 hours before the episode, so
+        ``fee_volume_30d × (720 − steps) / 720`` of it is still in the window (none from step 720 on).
+        """
+        before = np.maximum(FEE_WINDOW - self.steps, 0)
+        return np.where(before > 0, self.vol30 + self.cfg.fee_volume_30d * before / FEE_WINDOW, self.vol30)
+
     # ------------------------------------------------------------------- step
     def step(self, target: np.ndarray, hold: np.ndarray) -> StepOut:
         """Advance every row one bar: orders from ``target`` (B, N) unless ``hold`` (B,)."""
@@ -121,7 +134,7 @@ class NumpyLedger:
         t = self.t
         u = t + 1
         eq_before = self.equity.copy()
-        maker, taker = self._flat if self._flat is not None else self.fee_model.rates(self.vol30)
+        maker, taker = self._flat if self._flat is not None else self.fee_model.rates(self.volume_30d())
         reject = np.zeros(self.pend.shape, dtype=np.int8)
         if not hold.all():
             new_qty, rej = size_orders(

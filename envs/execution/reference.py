@@ -63,6 +63,7 @@ class ReferenceLedger:
         self.peak = self.cash
         self.fees_paid = ZERO
         self.history: deque[Decimal] = deque([ZERO] * FEE_WINDOW, maxlen=FEE_WINDOW)
+        self.steps = 0
 
     def _floor(self, x: Decimal, i: int) -> Decimal:
         s = self.scale[i]
@@ -71,7 +72,9 @@ class ReferenceLedger:
     def _rates(self) -> tuple[Decimal, Decimal]:
         if isinstance(self.fees, FlatFees):
             return dec(self.fees.maker), dec(self.fees.taker)
-        volume = dec(self.cfg.fee_volume_30d) + sum(self.history, ZERO)
+        # the pre-episode credit counts as traded evenly over the 720 hours before the start
+        before = max(FEE_WINDOW - self.steps, 0)
+        volume = sum(self.history, ZERO) + dec(self.cfg.fee_volume_30d) * before / FEE_WINDOW
         tier = 0
         for k, threshold in enumerate(self.fees.thresholds):
             if volume >= dec(threshold):
@@ -142,6 +145,7 @@ class ReferenceLedger:
         self.equity = self.cash + sum((self.units[i] * dec(a.mark[u, i]) for i in range(self.n)), ZERO)
         self.peak = max(self.peak, self.equity)
         self.t = u
+        self.steps += 1
         return fills
 
     def _new_order(self, i: int, w: Decimal, t: int) -> None:
