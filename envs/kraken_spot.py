@@ -13,7 +13,7 @@ from gymnasium import spaces
 from envs.config import EnvConfig
 from envs.data.market import MarketData
 from envs.execution.core import BatchCore
-from envs.execution.orders import REASONS
+from envs.execution.orders import REASON_SLOTS, REASONS
 from envs.recorder import EpisodeRecorder
 from envs.snapshot import PortfolioSnapshot
 
@@ -85,7 +85,14 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     Every step: ``equity``, ``cash``, ``weights`` (N, after the step), ``target_weights``,
     ``fills`` (dicts: pair, asset, side, qty, price, fee, liquidity maker/taker),
     ``fees``, ``slippage`` (USD), ``turnover`` (traded notional / equity), ``rejected``
-    (dicts: pair, asset, reason), ``drawdown``, ``t`` and ``timestamp`` of the new bar.
+    (dicts: pair, asset, reason, qty_unfilled), ``drawdown``, ``t`` and ``timestamp`` of the new bar.
+
+    ``rejected`` records every shortfall between an order and its fills, with the unfilled
+    base quantity: orders refused at sizing (``lot_size``, ``ordermin``, ``costmin``, with the
+    quantity wanted) and the unfilled part of an order leaving the book, by cause (``no_bar``,
+    ``limit_expired``, ``participation_cap``, ``zero_volume``, ``insufficient_cash``; an asset
+    can have two records). For every order, ordered = filled + recorded + still resting
+    (`envs.execution.ledger`).
 
     ## Arguments
 
@@ -130,7 +137,7 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._ledger = led = self.core.ledger
         self._of0, self._oi0, self._pf0 = led.of[0], led.oi[0], led.pf[0]
         self._w0, self._target0 = led.w[0], led.target[0]
-        self._fc0, self._fv0, self._rc0 = led.fc[0], led.fv[0], led.rc[0]
+        self._fc0, self._fv0, self._rc0, self._rq0 = led.fc[0], led.fv[0], led.rc[0], led.rq[0]
         self._record = cfg.record_history
         self._window = cfg.window
         self._features = self.core.features
@@ -143,7 +150,7 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             for maker in (0, 1)
         }
         self._reject_labels = {
-            i * 8 + code: (p, a, REASONS[code])
+            i * REASON_SLOTS + code: (p, a, REASONS[code])
             for i, (p, a) in enumerate(zip(self._pairs, self._assets, strict=True))
             for code in range(1, len(REASONS))
         }
@@ -248,10 +255,13 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         ]
 
     def _rejected(self, count: int) -> list[dict[str, Any]]:
+        """Shortfall dicts of row 0 from the kernel's records (codes + unfilled quantities)."""
         labels = self._reject_labels
         return [
-            {"pair": pair, "asset": asset, "reason": reason}
-            for pair, asset, reason in (labels[c] for c in self._rc0[:count].tolist())
+            {"pair": pair, "asset": asset, "reason": reason, "qty_unfilled": q}
+            for (pair, asset, reason), q in zip(
+                [labels[c] for c in self._rc0[:count].tolist()], self._rq0[:count].tolist(), strict=True
+            )
         ]
 
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from envs.config import EnvConfig
 from envs.execution import kernels as K
-from envs.execution.orders import REASONS
+from envs.execution.orders import REASON_SLOTS, REASONS
 from envs.kraken_spot import KrakenSpotEnv
 from envs.vector import KrakenSpotVectorEnv
 from tests.conftest import env_scenario, make_tiny_market, random_case
@@ -71,8 +71,8 @@ def test_single_env_kernel_equals_the_numpy_formulation_bit_for_bit(s):
         assert info["turnover"] == (out.traded[0] / eb if eb > 0 else 0.0)
         mine = [(f["asset"], f["side"], f["qty"], f["price"], f["fee"], f["liquidity"]) for f in info["fills"]]
         assert mine == fills_of(out, 0, market.assets)
-        rejected = [(market.assets[i], REASONS[out.reject[0, i]]) for i in np.flatnonzero(out.reject[0])]
-        assert [(x["asset"], x["reason"]) for x in info["rejected"]] == rejected
+        rejected = [(market.assets[i], REASONS[code], q) for i, code, q in out.records(0)]
+        assert [(x["asset"], x["reason"], x["qty_unfilled"]) for x in info["rejected"]] == rejected
         assert np.array_equal(env.snapshot().units, ref.led.units[0])
         assert np.array_equal(info["weights"], ref.led.weights()[0])
         assert r == reward[0] or (r != r and reward[0] != reward[0])
@@ -104,7 +104,12 @@ def test_vector_kernel_equals_the_numpy_formulation_with_mixed_hold_rows(s):
         assert np.array_equal(venv.core.ledger.units, ref.led.units)
         assert np.array_equal(r, reward, equal_nan=True) and np.array_equal(obs["portfolio"], pf)
         assert np.array_equal(info["n_fills"], sum(np.count_nonzero(ph.qty, axis=1) for ph in out.phases))
-        assert np.array_equal(info["n_rejected"], np.count_nonzero(out.reject, axis=1))
+        assert info["n_rejected"].tolist() == [len(out.records(row)) for row in range(3)]
+        for row in range(3):
+            n_rec = int(info["n_rejected"][row])
+            led = venv.core.ledger
+            mine = list(zip((led.rc[row, :n_rec] % REASON_SLOTS).tolist(), led.rq[row, :n_rec].tolist(), strict=True))
+            assert mine == [(code, q) for _, code, q in out.records(row)]
         assert np.array_equal(terminated, term) and np.array_equal(truncated, trunc)
         if terminated.any() or truncated.any():
             break  # the next step autoresets those rows; the numpy stepper has no autoreset
