@@ -74,6 +74,14 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     among those leaving a full episode inside [`start`, `end`] and after the first full
     feature window; `start_mode="fixed"` starts at the first such bar.
 
+    ``reset(options={"start": x})`` starts at decision bar ``x`` instead: a bar index or an
+    ISO date/time (the first bar starting at or after it), after the first feature window,
+    inside [`start`, `end`] and before the last bar (else ``ValueError``); the episode is
+    cut at the range end if fewer than `episode_hours` bars remain. Any other option key
+    raises ``ValueError`` naming it. The reset ``info`` has the keys of a step's info (no
+    fills or rejections, zero fees, slippage, turnover and drawdown, ``target_weights`` =
+    ``weights``), without ``termination_reason``.
+
     ## Episode End
 
     - Termination: equity <= 0 (``ruin``) or drawdown >= `halt_drawdown` (``halt_drawdown``).
@@ -105,6 +113,10 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ## Version History
 
     - v0: initial version (spec fees 0.40% maker/taker, limit-first with market fallback).
+    - v0, issue 8: the pre-episode ``fee_volume_30d`` expires over 720 steps; every shortfall
+      is in ``rejected`` with ``qty_unfilled``; ``reset(options={"start": ...})`` is honoured
+      (other keys raise); the reset info has a step's keys; ``spread_source`` selects quoted
+      spreads (spread column, then the per-pair table) before a labelled estimator.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 - gymnasium API
@@ -166,16 +178,25 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        start = self.core.draw_start(self.np_random)
+        opts = reset_options(options)
+        start = self.core.start_bar(opts["start"]) if "start" in opts else self.core.draw_start(self.np_random)
         self.core.reset_rows(_ROW0, np.array([start]))
         self.recorder.clear()
         self._done = False
         self._started = True
         led = self.core.ledger
+        weights = self._w0.copy()  # all cash: zeros
         info = {
             "equity": float(led.equity[0]),
             "cash": float(led.cash[0]),
-            "weights": np.zeros(self.n_assets),
+            "weights": weights,
+            "target_weights": weights.copy(),
+            "fills": [],
+            "fees": 0.0,
+            "slippage": 0.0,
+            "turnover": 0.0,
+            "rejected": [],
+            "drawdown": 0.0,
             "t": start,
             "timestamp": self._timestamps[start],
         }
@@ -265,6 +286,18 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         ]
 
 
+RESET_OPTIONS = ("start",)
+
+
+def reset_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``reset(options=...)`` mapping, checked: ValueError naming any key but `RESET_OPTIONS`."""
+    opts = dict(options or {})
+    unknown = sorted(set(opts) - set(RESET_OPTIONS), key=str)
+    if unknown:
+        raise ValueError(f"reset: unknown reset options {unknown}; expected a subset of {list(RESET_OPTIONS)}")
+    return opts
+
+
 def snapshot_of(core: BatchCore, row: int) -> PortfolioSnapshot:
     """`PortfolioSnapshot` of one row of a `BatchCore` at its current decision bar."""
     led = core.ledger
@@ -292,4 +325,4 @@ def _as_dict(cfg: EnvConfig) -> dict[str, Any]:
     return asdict(cfg)
 
 
-__all__ = ["KrakenSpotEnv", "snapshot_of"]
+__all__ = ["RESET_OPTIONS", "KrakenSpotEnv", "reset_options", "snapshot_of"]
