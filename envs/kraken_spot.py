@@ -13,7 +13,7 @@ from gymnasium import spaces
 from envs.config import EnvConfig
 from envs.data.market import MarketData
 from envs.execution.core import BatchCore
-from envs.execution.orders import REASONS
+from envs.execution.orders import REASON_SLOTS, REASONS
 from envs.recorder import EpisodeRecorder
 from envs.snapshot import PortfolioSnapshot
 
@@ -74,6 +74,14 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     among those leaving a full episode inside [`start`, `end`] and after the first full
     feature window; `start_mode="fixed"` starts at the first such bar.
 
+    ``reset(options={"start": x})`` starts at decision bar ``x`` instead: a bar index or an
+    ISO date/time (the first bar starting at or after it), after the first feature window,
+    inside [`start`, `end`] and before the last bar (else ``ValueError``); the episode is
+    cut at the range end if fewer than `episode_hours` bars remain. Any other option key
+    raises ``ValueError`` naming it. The reset ``info`` has the keys of a step's info (no
+    fills or rejections, zero fees, slippage, turnover and drawdown, ``target_weights`` =
+    ``weights``), without ``termination_reason``.
+
     ## Episode End
 
     - Termination: equity <= 0 (``ruin``) or drawdown >= `halt_drawdown` (``halt_drawdown``).
@@ -85,7 +93,14 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     Every step: ``equity``, ``cash``, ``weights`` (N, after the step), ``target_weights``,
     ``fills`` (dicts: pair, asset, side, qty, price, fee, liquidity maker/taker),
     ``fees``, ``slippage`` (USD), ``turnover`` (traded notional / equity), ``rejected``
-    (dicts: pair, asset, reason), ``drawdown``, ``t`` and ``timestamp`` of the new bar.
+    (dicts: pair, asset, reason, qty_unfilled), ``drawdown``, ``t`` and ``timestamp`` of the new bar.
+
+    ``rejected`` records every shortfall between an order and its fills, with the unfilled
+    base quantity: orders refused at sizing (``lot_size``, ``ordermin``, ``costmin``, with the
+    quantity wanted) and the unfilled part of an order leaving the book, by cause (``no_bar``,
+    ``limit_expired``, ``participation_cap``, ``zero_volume``, ``insufficient_cash``; an asset
+    can have two records). For every order, ordered = filled + recorded + still resting
+    (`envs.execution.ledger`).
 
     ## Arguments
 
@@ -98,6 +113,10 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ## Version History
 
     - v0: initial version (spec fees 0.40% maker/taker, limit-first with market fallback).
+    - v0, issue 8: the pre-episode ``fee_volume_30d`` expires over 720 steps; every shortfall
+      is in ``rejected`` with ``qty_unfilled``; ``reset(options={"start": ...})`` is honoured
+      (other keys raise); the reset info has a step's keys; ``spread_source`` selects quoted
+      spreads (spread column, then the per-pair table) before a labelled estimator.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 - gymnasium API
@@ -130,7 +149,7 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._ledger = led = self.core.ledger
         self._of0, self._oi0, self._pf0 = led.of[0], led.oi[0], led.pf[0]
         self._w0, self._target0 = led.w[0], led.target[0]
-        self._fc0, self._fv0, self._rc0 = led.fc[0], led.fv[0], led.rc[0]
+        self._fc0, self._fv0, self._rc0, self._rq0 = led.fc[0], led.fv[0], led.rc[0], led.rq[0]
         self._record = cfg.record_history
         self._window = cfg.window
         self._features = self.core.features
@@ -143,7 +162,7 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             for maker in (0, 1)
         }
         self._reject_labels = {
-            i * 8 + code: (p, a, REASONS[code])
+            i * REASON_SLOTS + code: (p, a, REASONS[code])
             for i, (p, a) in enumerate(zip(self._pairs, self._assets, strict=True))
             for code in range(1, len(REASONS))
         }
@@ -159,16 +178,25 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        start = self.core.draw_start(self.np_random)
+        opts = reset_options(options)
+        start = self.core.start_bar(opts["start"]) if "start" in opts else self.core.draw_start(self.np_random)
         self.core.reset_rows(_ROW0, np.array([start]))
         self.recorder.clear()
         self._done = False
         self._started = True
         led = self.core.ledger
+        weights = self._w0.copy()  # all cash: zeros
         info = {
             "equity": float(led.equity[0]),
             "cash": float(led.cash[0]),
-            "weights": np.zeros(self.n_assets),
+            "weights": weights,
+            "target_weights": weights.copy(),
+            "fills": [],
+            "fees": 0.0,
+            "slippage": 0.0,
+            "turnover": 0.0,
+            "rejected": [],
+            "drawdown": 0.0,
             "t": start,
             "timestamp": self._timestamps[start],
         }
@@ -248,11 +276,26 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         ]
 
     def _rejected(self, count: int) -> list[dict[str, Any]]:
+        """Shortfall dicts of row 0 from the kernel's records (codes + unfilled quantities)."""
         labels = self._reject_labels
         return [
-            {"pair": pair, "asset": asset, "reason": reason}
-            for pair, asset, reason in (labels[c] for c in self._rc0[:count].tolist())
+            {"pair": pair, "asset": asset, "reason": reason, "qty_unfilled": q}
+            for (pair, asset, reason), q in zip(
+                [labels[c] for c in self._rc0[:count].tolist()], self._rq0[:count].tolist(), strict=True
+            )
         ]
+
+
+RESET_OPTIONS = ("start",)
+
+
+def reset_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``reset(options=...)`` mapping, checked: ValueError naming any key but `RESET_OPTIONS`."""
+    opts = dict(options or {})
+    unknown = sorted(set(opts) - set(RESET_OPTIONS), key=str)
+    if unknown:
+        raise ValueError(f"reset: unknown reset options {unknown}; expected a subset of {list(RESET_OPTIONS)}")
+    return opts
 
 
 def snapshot_of(core: BatchCore, row: int) -> PortfolioSnapshot:
@@ -282,4 +325,4 @@ def _as_dict(cfg: EnvConfig) -> dict[str, Any]:
     return asdict(cfg)
 
 
-__all__ = ["KrakenSpotEnv", "snapshot_of"]
+__all__ = ["RESET_OPTIONS", "KrakenSpotEnv", "reset_options", "snapshot_of"]

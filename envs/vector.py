@@ -5,6 +5,9 @@ i seeded ``seed + i`` reproduces ``KrakenSpotEnv`` reset with ``seed + i`` bit f
 Autoreset follows gymnasium 1.x ``NEXT_STEP``: the step after a sub-env terminates or
 truncates resets it (its action is ignored, reward 0, both flags False).
 
+``reset(options={"start": x})`` takes one start (bar index or ISO time) for every sub-env or
+a sequence of one per sub-env (autoresets draw as usual); other keys raise ``ValueError``.
+
 Info holds numeric arrays only (the hot path): ``equity``, ``cash``, ``weights``,
 ``target_weights``, ``fees``, ``slippage``, ``turnover``, ``n_fills``, ``n_rejected``,
 ``drawdown``, ``t``; per-fill detail is what the single env (and `snapshot(i)`) is for.
@@ -26,7 +29,7 @@ from envs.data.market import MarketData
 from envs.execution import kernels as K
 from envs.execution.core import BatchCore
 from envs.execution.kernels import Q_TERMINATED, Q_TRUNCATED
-from envs.kraken_spot import default_market, snapshot_of
+from envs.kraken_spot import default_market, reset_options, snapshot_of
 from envs.snapshot import PortfolioSnapshot
 
 
@@ -66,11 +69,19 @@ class KrakenSpotVectorEnv(VectorEnv):
             if len(seeds) != self.num_envs:
                 raise ValueError(f"seed: expected {self.num_envs} seeds, got {len(seeds)}")
             self._rngs = [seeding.np_random(s)[0] for s in seeds]
-        starts = self._draw(self._all)
+        opts = reset_options(options)
+        starts = self._starts(opts["start"]) if "start" in opts else self._draw(self._all)
         self.core.reset_rows(self._all, starts)
         self._prev_done[:] = False
         led = self.core.ledger
         return self.core.observation(), {"equity": led.equity.copy(), "t": led.t.copy()}
+
+    def _starts(self, value: Any) -> np.ndarray:
+        """``options["start"]``: one bar index / ISO time for every sub-env, or one per sub-env."""
+        values = list(value) if isinstance(value, list | tuple | np.ndarray) else [value] * self.num_envs
+        if len(values) != self.num_envs:
+            raise ValueError(f"reset option 'start': expected one value or {self.num_envs}, got {len(values)}")
+        return np.array([self.core.start_bar(v) for v in values], dtype=np.int64)
 
     def _draw(self, rows: np.ndarray) -> np.ndarray:
         return np.array([self.core.draw_start(self._rngs[i]) for i in rows], dtype=np.int64)

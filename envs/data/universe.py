@@ -3,9 +3,8 @@
 The spec's universe is liquid Kraken USD spot pairs without stablecoins or meme coins.
 :func:`apply_universe` drops (1) stablecoins and fiat, (2) a configurable meme list,
 (3) assets whose median daily dollar volume over a trailing window is below a floor,
-(4) assets whose median relative spread is above a cap. The spread is the one
-``envs.data.indicators.relative_spread`` uses (the market's spread column, else the
-Corwin-Schultz high-low estimate), but warm-up rows stay NaN instead of taking a floor.
+(4) assets whose median relative spread is above a cap. The spread is the market's
+spread column, else the Corwin-Schultz high-low estimate (warm-up rows stay NaN).
 Every exclusion carries a reason in the returned :class:`UniverseReport`.
 
 Liquidity statistics use only bars before ``as_of`` (default: the end of the data), so

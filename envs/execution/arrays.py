@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from envs.config import EnvConfig
-from envs.data.indicators import log_returns, relative_spread, rolling_std
+from envs.data.indicators import log_returns, rolling_std
 from envs.data.market import MarketData
+from envs.data.spreads import spread_model
 from envs.execution.fills import limit_offsets, participation_capacity
 
 DEFAULT_SIGMA = 0.01  # hourly volatility used before two returns are known
@@ -30,11 +31,12 @@ class ExecArrays:
     high: np.ndarray
     low: np.ndarray
     close: np.ndarray
-    half_spread: np.ndarray  # (T, N) relative half spread estimated at bar t (>= floor / 2)
+    half_spread: np.ndarray  # (T, N) relative half spread at bar t (`envs.data.spreads`, >= floor / 2)
     sigma: np.ndarray  # (T, N) trailing std of hourly log returns at bar t
     dollar_volume: np.ndarray  # (T, N) volume * close of bar t, 0 where unknown
     capacity: np.ndarray  # (T, N) base units a bar can fill (participation cap), inf if off
     limit_offset: np.ndarray  # (T, N) relative limit distance decided at bar t
+    spread_source: tuple[str, ...] = ()  # per asset: column | table | abdi_ranaldo | corwin_schultz
 
 
 def spread_floors(market: MarketData, config: EnvConfig) -> np.ndarray:
@@ -47,7 +49,8 @@ def build_exec_arrays(market: MarketData, config: EnvConfig) -> ExecArrays:
     tradable = market.tradable & finite
     mark = pd.DataFrame(market.close).ffill().fillna(0.0).to_numpy()
     floors = spread_floors(market, config)
-    spread = np.fmax(relative_spread(market, window=config.spread_window, floor=0.0), floors)
+    model = spread_model(market, config.spread_source, config.spread_window)
+    spread = np.fmax(np.nan_to_num(model.spread, nan=0.0), floors)  # unknown (warm-up) -> the floor
     half = 0.5 * spread
     sigma = rolling_std(log_returns(market.close), config.vol_window, min_periods=2)
     sigma = np.nan_to_num(sigma, nan=DEFAULT_SIGMA)
@@ -66,7 +69,10 @@ def build_exec_arrays(market: MarketData, config: EnvConfig) -> ExecArrays:
         dollar_volume=dollar_volume,
         capacity=participation_capacity(market.volume.astype(np.float64), config.participation_cap),
         limit_offset=limit_offsets(half, config.limit_offset, config.limit_offset_unit),
+        spread_source=model.sources,
     )
     for name in ExecArrays.__dataclass_fields__:
-        getattr(arrays, name).flags.writeable = False
+        value = getattr(arrays, name)
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
     return arrays

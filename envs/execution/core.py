@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from envs.config import EnvConfig
+from envs.data.align import iso
 from envs.data.loaders import to_unix
 from envs.data.market import MarketData
 from envs.errors import ConfigError
@@ -96,8 +97,33 @@ class BatchCore:
             return self.first_bar
         return int(rng.integers(self.first_bar, self.last_bar - self.episode_len + 1))
 
+    def start_bar(self, value: object) -> int:
+        """The decision bar of a ``reset(options={"start": value})``: a bar index, or an ISO date/time
+        (the first bar starting at or after it); ValueError unless it leaves a bar to execute in."""
+        m = self.market
+        bad = f"reset option 'start': expected a bar index or an ISO date/time, got {value!r}"
+        if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+            bar = int(value)
+        elif isinstance(value, str):
+            try:
+                ts = int(to_unix(value) or 0)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(bad) from exc
+            bar = int(np.searchsorted(m.timestamps, ts, side="left"))
+        else:
+            raise ValueError(bad)
+        lo, hi = self.first_bar, self.last_bar - 1
+        if not lo <= bar <= hi:
+            raise ValueError(
+                f"reset option 'start': {value!r} is bar {bar}; expected a decision bar in [{lo}, {hi}] "
+                f"({iso(int(m.timestamps[lo]))} .. {iso(int(m.timestamps[hi]))} UTC: after the first feature "
+                f"window, inside env.start/end, before the last bar)"
+            )
+        return bar
+
     def reset_rows(self, rows: np.ndarray, starts: np.ndarray) -> None:
-        self.ledger.length[rows] = self.episode_len
+        """Fresh accounts at ``starts``; an episode ends after `episode_len` steps or at the range end."""
+        self.ledger.length[rows] = np.minimum(self.episode_len, self.last_bar - np.asarray(starts))
         self.ledger.reset_rows(rows, starts)
         self.reward_state.reset_rows(rows)
 

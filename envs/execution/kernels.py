@@ -33,12 +33,13 @@ N_MARKET = 13
 R_SCALE, R_ORDERMIN, R_COSTMIN = range(3)
 # fee table ``fees`` (3, K): 30-day volume thresholds, maker rates, taker rates
 # float parameters ``fp``
-P_MOF, P_K, P_MAXSLIP, P_MAKER, P_TAKER, P_HALT, P_AGE_SCALE, P_PENALTY = range(8)
-N_FP = 8
+P_MOF, P_K, P_MAXSLIP, P_MAKER, P_TAKER, P_HALT, P_AGE_SCALE, P_PENALTY, P_VOL0 = range(9)
+N_FP = 9
 # int parameters ``ip``
 I_LIMIT, I_FALLBACK_MARKET, I_TIERED, I_TTL, I_HALT_ON = range(5)
 N_IP = 5
-# float state ``fst`` (S, B)
+# float state ``fst`` (S, B); S_VOL30 is the USD traded in the episode's last FEE_WINDOW steps
+# (the pre-episode credit ``fp[P_VOL0]`` is added when the rates are looked up, see `step_rows`)
 S_CASH, S_EQUITY, S_PEAK, S_CUM_FEES, S_CUM_SLIP, S_CUM_TRADED, S_VOL30 = range(7)
 N_FST = 7
 # int state ``ist`` (J, B)
@@ -54,13 +55,17 @@ Q_T, Q_N_FILLS, Q_N_REJECTED, Q_TERMINATED, Q_TRUNCATED, Q_HOLD = range(6)
 N_OI = 6
 # fill records ``fv`` (B, 2N, 3): qty, price, fee; codes ``fc`` (B, 2N) = (asset * 2 + buy) * 2 + maker
 V_QTY, V_PRICE, V_FEE = range(3)
-# reject records ``rc`` (B, N) = asset * 8 + reason code (orders.REASONS)
+# shortfall records: codes ``rc`` (B, 2N) = asset * REASON_SLOTS + reason (orders.REASONS), unfilled
+# base quantities ``rq`` (B, 2N); at most two per asset and step (a refusal, no bar, expiry or the
+# participation cap first, then the part a cash shortage cut off a buy)
 
 LOT_TOLERANCE = 1e-12  # same as orders.LOT_TOLERANCE
 CASH_MARGIN = 1e-10  # same as ledger.CASH_MARGIN
 FEE_WINDOW = 720
 TINY = 1e-300  # same as rewards.TINY
-LOT_SIZE, ORDERMIN, COSTMIN, INSUFFICIENT_CASH, NO_BAR = 1, 2, 3, 4, 5
+# same codes as orders.REASONS
+LOT_SIZE, ORDERMIN, COSTMIN, INSUFFICIENT_CASH, NO_BAR, PARTICIPATION_CAP, ZERO_VOLUME, LIMIT_EXPIRED = range(1, 9)
+REASON_SLOTS = 16  # same as orders.REASON_SLOTS
 
 # ``_nrt=False``: no reference counting. With it every array view and every array passed
 # to a helper costs an atomic incref/decref pair, which took ~45% of a step; the kernels
@@ -199,6 +204,12 @@ def _floor_lot(q: float, scale: float) -> float:
 
 
 @njit(**_INLINE)
+def _snap_lot(q: float, scale: float) -> float:
+    """A difference of two lot multiples, back on the lot grid (float subtraction leaves residue)."""
+    return np.rint(q * scale) / scale
+
+
+@njit(**_INLINE)
 def action_row(act: np.ndarray, trad: np.ndarray, cur: np.ndarray, out: np.ndarray, s1: np.ndarray,
                s2: np.ndarray, stk: np.ndarray) -> bool:
     """Target weights of one (N+1,) action into ``out``; True means "keep current weights"."""
@@ -231,12 +242,13 @@ def actions_to_weights(act: np.ndarray, mk: np.ndarray, t: np.ndarray, cur: np.n
 
 @njit(**_JIT)
 def _fill(q: np.ndarray, price: np.ndarray, buy: np.ndarray, r: float, units: np.ndarray, cash: float,
-          rules: np.ndarray, rej: np.ndarray, qout: np.ndarray, fee: np.ndarray, buy_q: np.ndarray,
+          rules: np.ndarray, qout: np.ndarray, fee: np.ndarray, buy_q: np.ndarray,
           s1: np.ndarray, stk: np.ndarray) -> float:
     """Apply fills of ``q`` at ``price``: sells (capped at units) first, then buys within cash.
 
     ``price`` becomes 0 where nothing was ordered; ``qout``/``fee`` get the filled quantity
-    and fee per asset. Returns the new cash.
+    and fee per asset (a buy scaled down for cash fills less than ``q``; one that the scaling
+    takes below the pair minimums fills nothing). Returns the new cash.
     """
     n = q.shape[0]
     if not _any_positive(q):
@@ -271,8 +283,6 @@ def _fill(q: np.ndarray, price: np.ndarray, buy: np.ndarray, r: float, units: np
             scaled = _floor_lot(buy_q[i] * sc, rules[R_SCALE, i])
             small = (scaled <= 0.0) or (scaled < rules[R_ORDERMIN, i]) or (scaled * price[i] < rules[R_COSTMIN, i])
             if buy_q[i] > 0.0 and small:
-                if rej[i] == 0:
-                    rej[i] = INSUFFICIENT_CASH
                 buy_q[i] = 0.0
             else:
                 buy_q[i] = scaled
@@ -292,13 +302,13 @@ def _fill(q: np.ndarray, price: np.ndarray, buy: np.ndarray, r: float, units: np
 @njit(**_JIT)
 def _market(q: np.ndarray, buy: np.ndarray, ref_row: np.ndarray, half: np.ndarray, sigma: np.ndarray,
             dvol: np.ndarray, k: float, cap: float, r: float, units: np.ndarray, cash: float,
-            rules: np.ndarray, rej: np.ndarray, qout: np.ndarray, price: np.ndarray, fee: np.ndarray,
+            rules: np.ndarray, qout: np.ndarray, price: np.ndarray, fee: np.ndarray,
             buy_q: np.ndarray, s1: np.ndarray, ref: np.ndarray, rate: np.ndarray,
             stk: np.ndarray) -> tuple[float, float]:
     """Market fills at ``ref_row`` moved against the trader by half-spread + impact: (cash, slippage)."""
     n = q.shape[0]
     if not _any_positive(q):
-        return _fill(q, price, buy, r, units, cash, rules, rej, qout, fee, buy_q, s1, stk), 0.0
+        return _fill(q, price, buy, r, units, cash, rules, qout, fee, buy_q, s1, stk), 0.0
     for i in range(n):
         rf = ref_row[i] if q[i] > 0.0 else 0.0
         notional = q[i] * rf
@@ -312,10 +322,27 @@ def _market(q: np.ndarray, buy: np.ndarray, ref_row: np.ndarray, half: np.ndarra
         price[i] = rf * (1.0 + sign * rt)
         ref[i] = rf
         rate[i] = rt
-    cash = _fill(q, price, buy, r, units, cash, rules, rej, qout, fee, buy_q, s1, stk)
+    cash = _fill(q, price, buy, r, units, cash, rules, qout, fee, buy_q, s1, stk)
     for i in range(n):
         s1[i] = qout[i] * ref[i] * rate[i]
     return cash, _pwsum(s1, n, stk)
+
+
+@njit(**_INLINE)
+def _shortfall(i: int, want: float, sent: float, filled: float, room: float, capacity: float, is_buy: bool,
+               rej: np.ndarray, short: np.ndarray, cash_short: np.ndarray) -> None:
+    """Causes of the unfilled part of ``want`` after a fill attempt of ``sent`` that filled ``filled``.
+
+    ``room`` (the participation capacity left in the bar) below ``want`` cut the order to
+    ``sent``: that part is ``participation_cap``, or ``zero_volume`` when the bar's whole
+    ``capacity`` is 0 (it traded nothing); a buy that filled less than it sent was scaled
+    down for cash (``insufficient_cash``).
+    """
+    if room < want:
+        rej[i] = ZERO_VOLUME if capacity == 0.0 else PARTICIPATION_CAP
+        short[i] = want - sent
+    if is_buy and sent > filled:
+        cash_short[i] = sent - filled
 
 
 @njit(**_INLINE)
@@ -352,11 +379,16 @@ def refresh_rows(rows: np.ndarray, mk: np.ndarray, fp: np.ndarray, fst: np.ndarr
 def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarray, fp: np.ndarray,
               ip: np.ndarray, fst: np.ndarray, ist: np.ndarray, pos: np.ndarray, age: np.ndarray,
               ring: np.ndarray, w: np.ndarray, target: np.ndarray, of: np.ndarray, oi: np.ndarray,
-              fv: np.ndarray, fc: np.ndarray, rc: np.ndarray, pf: np.ndarray, sc: np.ndarray,
+              fv: np.ndarray, fc: np.ndarray, rc: np.ndarray, rq: np.ndarray, pf: np.ndarray, sc: np.ndarray,
               isc: np.ndarray, stk: np.ndarray) -> None:
     """One bar for every row: actions ``act`` (B, N+1) -> orders, fills, marks and the step outputs.
 
     ``sc`` (16, N) float64, ``isc`` (2, N) int64 and ``stk`` (4, 64) float64 are scratch space.
+
+    Shortfalls: an order refused at sizing records its wanted quantity; an order that leaves
+    the book this step (market orders, expiring limits) records what did not fill, split by
+    cause: no bar, limit not traded through (cancel fallback), the participation cap (zero
+    volume when the bar traded nothing) and, for buys, the cash scaling of its last fill.
     """
     n_rows, n = w.shape
     limit = ip[I_LIMIT] != 0
@@ -366,6 +398,7 @@ def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarr
     s1, s2, qty, q, px = sc[0], sc[1], sc[2], sc[3], sc[4]
     qa, pa, fa, qb, pb, fb = sc[5], sc[6], sc[7], sc[8], sc[9], sc[10]
     buy_q, ref, rate = sc[11], sc[12], sc[13]
+    short, cash_short = sc[14], sc[15]  # unfilled qty of the record in ``rej``; cash-cut qty of a buy
     buy, rej = isc[0], isc[1]
     for b in range(n_rows):
         if ist[J_T, b] + 1 >= mk.shape[1] or ist[J_T, b] < 0:
@@ -382,6 +415,9 @@ def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarr
         dd_before = 1.0 - eq_before / fst[S_PEAK, b]
         if ip[I_TIERED] != 0:
             vol = fst[S_VOL30, b]
+            before = FEE_WINDOW - ist[J_STEPS, b]  # hours of the window that lie before the episode
+            if before > 0:
+                vol = vol + fp[P_VOL0] * before / FEE_WINDOW
             tier = 0
             while tier < fees.shape[1] and not vol < fees[0, tier]:
                 tier += 1
@@ -393,6 +429,8 @@ def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarr
         # --- 1. new orders at the decision price (orders.size_orders)
         for i in range(n):
             rej[i] = 0
+            short[i] = 0.0
+            cash_short[i] = 0.0
         if not hold:
             mof_eq = fp[P_MOF] * eq_before
             for i in range(n):
@@ -418,6 +456,7 @@ def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarr
                 else:
                     signed = 0.0
                 rej[i] = reason
+                short[i] = size if reason != 0 else 0.0
                 pend[i] = signed
                 if limit:
                     off = mk[M_LOFF, t, i]
@@ -435,17 +474,21 @@ def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarr
                     hit = mk[M_LOW, u, i] < ppx[i] if buy[i] else mk[M_HIGH, u, i] > ppx[i]
                 q[i] = _floor_lot(_min(qty[i] if hit else 0.0, mk[M_CAP, u, i]), rules[R_SCALE, i])
                 pa[i] = ppx[i]
-            cash = _fill(q, pa, buy, maker, units, cash, rules, rej, qa, fa, buy_q, s1, stk)
+            cash = _fill(q, pa, buy, maker, units, cash, rules, qa, fa, buy_q, s1, stk)
         else:
             for i in range(n):
                 q[i] = _floor_lot(_min(qty[i] if mk[M_OK, u, i] != 0.0 else 0.0, mk[M_CAP, u, i]),
                                   rules[R_SCALE, i])
             cash, slip = _market(q, buy, mk[M_OPEN, u], mk[M_HALF, t], mk[M_SIGMA, t], mk[M_DVOL, u], k, cap_slip,
-                                 taker, units, cash, rules, rej, qa, pa, fa, buy_q, s1, ref, rate, stk)
+                                 taker, units, cash, rules, qa, pa, fa, buy_q, s1, ref, rate, stk)
+            for i in range(n):
+                if qty[i] > 0.0 and mk[M_OK, u, i] != 0.0:
+                    c = mk[M_CAP, u, i]
+                    _shortfall(i, qty[i], q[i], qa[i], c, c, buy[i] != 0, rej, short, cash_short)
         # --- 3. phase B at the close of t+1: expired limits fall back to market (or are cancelled)
         if limit:
             for i in range(n):
-                px[i] = qty[i] - qa[i]  # remaining
+                px[i] = _snap_lot(qty[i] - qa[i], rules[R_SCALE, i])  # remaining
             if fallback:
                 for i in range(n):
                     ok = mk[M_OK, u, i] != 0.0
@@ -453,20 +496,34 @@ def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarr
                     room = _max(mk[M_CAP, u, i] - qa[i], 0.0)
                     q[i] = _floor_lot(_min(px[i] if go else 0.0, room), rules[R_SCALE, i])
                 cash, slip = _market(q, buy, mk[M_CLOSE, u], mk[M_HALF, t], mk[M_SIGMA, t], mk[M_DVOL, u], k,
-                                     cap_slip, taker, units, cash, rules, rej, qb, pb, fb, buy_q, s1, ref, rate, stk)
+                                     cap_slip, taker, units, cash, rules, qb, pb, fb, buy_q, s1, ref, rate, stk)
                 for i in range(n):
-                    px[i] = px[i] - qb[i]
+                    if (ag[i] + 1 >= ttl) and mk[M_OK, u, i] != 0.0 and px[i] > 0.0:  # the fallback was sent
+                        room = _max(mk[M_CAP, u, i] - qa[i], 0.0)
+                        _shortfall(i, px[i], q[i], qb[i], room, mk[M_CAP, u, i], buy[i] != 0, rej, short,
+                                   cash_short)
+                    px[i] = _snap_lot(px[i] - qb[i], rules[R_SCALE, i])
             for i in range(n):
                 expire = ag[i] + 1 >= ttl
                 keep = (not expire) and px[i] > 0.0
-                if expire and mk[M_OK, u, i] == 0.0 and qty[i] > 0.0 and rej[i] == 0:
+                if expire and qty[i] > 0.0 and mk[M_OK, u, i] != 0.0 and px[i] > 0.0 and not fallback:
+                    hit = mk[M_LOW, u, i] < ppx[i] if buy[i] else mk[M_HIGH, u, i] > ppx[i]
+                    if hit:
+                        c = mk[M_CAP, u, i]
+                        _shortfall(i, qty[i], q[i], qa[i], c, c, buy[i] != 0, rej, short, cash_short)
+                    else:
+                        rej[i] = LIMIT_EXPIRED
+                        short[i] = px[i]
+                if expire and mk[M_OK, u, i] == 0.0 and qty[i] > 0.0:
                     rej[i] = NO_BAR
+                    short[i] = qty[i]
                 pend[i] = (1.0 if buy[i] else -1.0) * px[i] if keep else 0.0
                 ag[i] = ag[i] + 1 if keep else 0
         else:
             for i in range(n):
-                if mk[M_OK, u, i] == 0.0 and qty[i] > 0.0 and rej[i] == 0:
+                if mk[M_OK, u, i] == 0.0 and qty[i] > 0.0:
                     rej[i] = NO_BAR
+                    short[i] = qty[i]
                 pend[i] = 0.0
         # --- 4. totals, records and the mark at the close of t+1
         fees_paid = _pwsum(fa, n, stk)
@@ -496,7 +553,12 @@ def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarr
         nr = 0
         for i in range(n):
             if rej[i] != 0:
-                rc[b, nr] = i * 8 + rej[i]
+                rc[b, nr] = i * REASON_SLOTS + rej[i]
+                rq[b, nr] = short[i]
+                nr += 1
+            if cash_short[i] > 0.0:
+                rc[b, nr] = i * REASON_SLOTS + INSUFFICIENT_CASH
+                rq[b, nr] = cash_short[i]
                 nr += 1
         for i in range(n):
             s1[i] = units[i] * mk[M_MARK, u, i]

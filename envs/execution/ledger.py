@@ -16,8 +16,25 @@ One step (decision at the close of bar t, orders inside bar t+1, mark at its clo
    to a market order at the close plus slippage (taker), or are cancelled.
 4. Every fill: sells first (capped at units held), then buys (scaled down together so
    that notional + fee fits the cash; a scaled buy that breaks the pair minimums is
-   dropped as ``insufficient_cash``). Fee = rate × notional, in USD.
+   dropped). Fee = rate × notional, in USD.
 5. Mark at the close of t+1: equity = cash + Σ units × close.
+
+Every shortfall between an order and its fills is recorded with a reason
+(`orders.REASONS`) and the unfilled base quantity: an order refused at sizing
+(``lot_size``, ``ordermin``, ``costmin``: its wanted quantity); and, when an order leaves
+the book (a market order after its bar, a limit at its time-to-live), what did not fill,
+split by cause: ``no_bar`` (the pair had no bar), ``limit_expired`` (never traded through,
+cancel fallback), ``participation_cap`` (the bar's capacity ran out; ``zero_volume`` when
+the bar traded nothing) and ``insufficient_cash`` (a buy scaled down for cash). So for every
+order: ordered = filled + recorded shortfalls + what still rests. Orders replaced by a new
+decision are not shortfalls. Sells never exceed the units held (sized from them).
+
+Fee tiers (``fee_model="kraken_tiers"``) look up the 30-day USD volume before each step's
+fills: the notional traded in the episode's last 720 steps (``vol30``, a ring of hourly
+amounts) plus what is left of the pre-episode credit ``fee_volume_30d``. That credit is
+taken as traded evenly over the 720 hours before the episode's first bar, so at step s
+``fee_volume_30d × max(720 − s, 0) / 720`` of it is still inside the window: 1/720 of it
+expires each hour and none is left from step 720 on, like any trade.
 
 All state lives in a few preallocated arrays that the kernel updates in place; the
 attributes (``cash``, ``units``, ``equity`` ...) are views into them, never rebound.
@@ -71,6 +88,7 @@ class BatchLedger:
         fp[K.P_HALT] = np.nan if config.halt_drawdown is None else config.halt_drawdown
         fp[K.P_AGE_SCALE] = config.trade_age_scale_hours
         fp[K.P_PENALTY] = config.drawdown_penalty
+        fp[K.P_VOL0] = config.fee_volume_30d
         ip = np.zeros(K.N_IP, dtype=np.int64)
         ip[K.I_LIMIT] = self.limit
         ip[K.I_FALLBACK_MARKET] = self.fallback_market
@@ -90,7 +108,8 @@ class BatchLedger:
         self.oi = np.zeros((n, K.N_OI), dtype=np.int64)
         self.fv = np.zeros((n, 2 * n_assets, 3))
         self.fc = np.zeros((n, 2 * n_assets), dtype=np.int64)
-        self.rc = np.zeros((n, n_assets), dtype=np.int64)
+        self.rc = np.zeros((n, 2 * n_assets), dtype=np.int64)  # shortfall records: asset * REASON_SLOTS + reason
+        self.rq = np.zeros((n, 2 * n_assets))  # their unfilled base quantities
         self.pf = np.zeros((n, n_assets + 3), dtype=np.float32)
         self.scratch = np.zeros((16, n_assets)), np.zeros((2, n_assets), dtype=np.int64), np.zeros((4, 64))
         self.cash, self.equity, self.peak = self.fst[K.S_CASH], self.fst[K.S_EQUITY], self.fst[K.S_PEAK]
@@ -100,11 +119,10 @@ class BatchLedger:
         self.length, self.force_hold = self.ist[K.J_LENGTH], self.ist[K.J_FORCE_HOLD]
         self.units, self.pend, self.pend_px = self.pos[K.X_UNITS], self.pos[K.X_PEND], self.pos[K.X_PEND_PX]
         self.cash[:] = self.equity[:] = self.peak[:] = config.initial_cash
-        self.vol30[:] = config.fee_volume_30d
         # everything `kernels.step_rows` takes after the actions, in its order
         self.kernel_args = (
             self.mk, self.rule_pack, self.fee_table, fp, ip, self.fst, self.ist, self.pos, self.age, self.ring,
-            self.w, self.target, self.of, self.oi, self.fv, self.fc, self.rc, self.pf, *self.scratch,
+            self.w, self.target, self.of, self.oi, self.fv, self.fc, self.rc, self.rq, self.pf, *self.scratch,
         )
 
     # ------------------------------------------------------------------ state
@@ -124,7 +142,7 @@ class BatchLedger:
         self.cum_fees[rows] = 0.0
         self.cum_slippage[rows] = 0.0
         self.cum_traded[rows] = 0.0
-        self.vol30[rows] = c.fee_volume_30d
+        self.vol30[rows] = 0.0
         self.ring[rows] = 0.0
         self.force_hold[rows] = 0
         self.refresh(np.arange(self.n)[rows])
@@ -151,6 +169,6 @@ class BatchLedger:
 
         Rows with ``force_hold`` set send no new orders (the vector env's autoreset step).
         Results are in ``of``/``oi`` (per-row scalars), ``target``, ``fv``/``fc`` (fills),
-        ``rc`` (rejections), ``w`` and ``pf``; see `envs.execution.kernels` for the layout.
+        ``rc``/``rq`` (shortfall records), ``w`` and ``pf``; see `envs.execution.kernels` for the layout.
         """
         K.step_rows(actions, *self.kernel_args)

@@ -15,8 +15,13 @@ One step (decision at the close of bar t, orders inside bar t+1, mark at its clo
    to a market order at the close plus slippage (taker), or are cancelled.
 4. Every fill: sells first (capped at units held), then buys (scaled down together so
    that notional + fee fits the cash; a scaled buy that breaks the pair minimums is
-   dropped as ``insufficient_cash``). Fee = rate × notional, in USD.
+   dropped). Fee = rate × notional, in USD. Every shortfall gets a record (reason and
+   unfilled quantity, `StepOut.records`); the rules are in `envs.execution.ledger`.
 5. Mark at the close of t+1: equity = cash + Σ units × close.
+
+Fee tiers use `NumpyLedger.volume_30d`: the episode's trades of the last 720 steps plus the
+part of the pre-episode ``fee_volume_30d`` still inside the window (spread evenly over the 720
+hours before the start, so it is gone after 720 steps); see `envs.execution.ledger`.
 """
 
 from __future__ import annotations
@@ -30,7 +35,16 @@ from envs.execution.arrays import ExecArrays
 from envs.execution.fees import FlatFees, TieredFees
 from envs.execution.fills import limit_prices, traded_through
 from envs.execution.ledger import CASH_MARGIN, FEE_WINDOW
-from envs.execution.orders import INSUFFICIENT_CASH, NO_BAR, LotRules, floor_to_lot, size_orders
+from envs.execution.orders import (
+    INSUFFICIENT_CASH,
+    LIMIT_EXPIRED,
+    NO_BAR,
+    PARTICIPATION_CAP,
+    ZERO_VOLUME,
+    LotRules,
+    floor_to_lot,
+    size_orders,
+)
 from envs.execution.slippage import slippage_rate
 
 
@@ -53,7 +67,20 @@ class StepOut:
     traded: np.ndarray  # (B,) USD notional traded this step
     is_buy: np.ndarray  # (B, N) side of the order behind each fill
     phases: tuple[Fills, ...]  # phase A (limit or market at open), phase B (fallback at close)
-    reject: np.ndarray  # (B, N) int8 reason codes (orders.REASONS)
+    ordered: np.ndarray  # (B, N) base quantity of the order worked in this bar (0: none)
+    reject: np.ndarray  # (B, N) int8 reason code of each asset's first shortfall record (orders.REASONS)
+    unfilled: np.ndarray  # (B, N) its unfilled base quantity
+    cash_short: np.ndarray  # (B, N) quantity a cash shortage cut off a buy (a second, insufficient_cash record)
+
+    def records(self, row: int) -> list[tuple[int, int, float]]:
+        """Shortfall records of one row as (asset, reason code, unfilled qty), in the kernel's order."""
+        out = []
+        for i in range(self.reject.shape[1]):
+            if self.reject[row, i]:
+                out.append((i, int(self.reject[row, i]), float(self.unfilled[row, i])))
+            if self.cash_short[row, i] > 0.0:
+                out.append((i, INSUFFICIENT_CASH, float(self.cash_short[row, i])))
+        return out
 
 
 class NumpyLedger:
@@ -79,7 +106,7 @@ class NumpyLedger:
         self.cum_fees = np.zeros(n)
         self.cum_slippage = np.zeros(n)
         self.cum_traded = np.zeros(n)
-        self.vol30 = np.full(n, config.fee_volume_30d)
+        self.vol30 = np.zeros(n)  # USD traded in the episode's last FEE_WINDOW steps
         self.ring = np.zeros((n, FEE_WINDOW)) if fees.tiered else np.zeros((n, 0))
         self._flat = None if fees.tiered else fees.rates(np.zeros(n))
         self._w: np.ndarray | None = None
@@ -102,7 +129,7 @@ class NumpyLedger:
         self.cum_fees[rows] = 0.0
         self.cum_slippage[rows] = 0.0
         self.cum_traded[rows] = 0.0
-        self.vol30[rows] = c.fee_volume_30d
+        self.vol30[rows] = 0.0
         self.ring[rows] = 0.0
 
     def weights(self) -> np.ndarray:
@@ -113,6 +140,15 @@ class NumpyLedger:
             self._w.flags.writeable = False
         return self._w
 
+    def volume_30d(self) -> np.ndarray:
+        """(B,) trailing 30-day USD volume for the fee tier: episode trades plus the unexpired credit.
+
+        ``fee_volume_30d`` counts as traded evenly over the 720 hours before the episode, so
+        ``fee_volume_30d × (720 − steps) / 720`` of it is still in the window (none from step 720 on).
+        """
+        before = np.maximum(FEE_WINDOW - self.steps, 0)
+        return np.where(before > 0, self.vol30 + self.cfg.fee_volume_30d * before / FEE_WINDOW, self.vol30)
+
     # ------------------------------------------------------------------- step
     def step(self, target: np.ndarray, hold: np.ndarray) -> StepOut:
         """Advance every row one bar: orders from ``target`` (B, N) unless ``hold`` (B,)."""
@@ -121,10 +157,11 @@ class NumpyLedger:
         t = self.t
         u = t + 1
         eq_before = self.equity.copy()
-        maker, taker = self._flat if self._flat is not None else self.fee_model.rates(self.vol30)
+        maker, taker = self._flat if self._flat is not None else self.fee_model.rates(self.volume_30d())
         reject = np.zeros(self.pend.shape, dtype=np.int8)
+        unfilled = np.zeros(self.pend.shape)
         if not hold.all():
-            new_qty, rej = size_orders(
+            new_qty, rej, size = size_orders(
                 target, self.units, a.price[t], eq_before, a.tradable[t], self.rules, cfg.min_order_fraction
             )
             new_px = limit_prices(a.price[t], new_qty > 0, a.limit_offset[t]) if self.limit else self.pend_px
@@ -137,6 +174,7 @@ class NumpyLedger:
             else:
                 self.pend, self.pend_px, reject = new_qty, new_px, rej
                 self.age = np.zeros_like(self.age)
+            unfilled = np.where(reject != 0, size, 0.0)  # a refused order leaves all it wanted unfilled
 
         is_buy = self.pend > 0.0
         qty = np.abs(self.pend)
@@ -144,14 +182,20 @@ class NumpyLedger:
         cap = a.capacity[u]
         sign = np.where(is_buy, 1.0, -1.0)
         slip = np.zeros(self.n)
+        cash_short = np.zeros(self.pend.shape)
+        short = (reject, unfilled, cash_short)  # updated in place by _shortfall
         if self.limit:
             hit = ok & traded_through(is_buy, self.pend_px, a.low[u], a.high[u])
             q_a = floor_to_lot(np.minimum(np.where(hit, qty, 0.0), cap), self.rules.scale)
-            phase_a = self._fill(q_a, is_buy, self.pend_px, maker, True, reject)
+            phase_a = self._fill(q_a, is_buy, self.pend_px, maker, True)
         else:
             q_a = floor_to_lot(np.minimum(np.where(ok, qty, 0.0), cap), self.rules.scale)
-            phase_a, slip = self._market(q_a, is_buy, sign, a.open[u], t, u, taker, reject)
-        remaining = qty - phase_a.qty
+            phase_a, slip = self._market(q_a, is_buy, sign, a.open[u], t, u, taker)
+            _shortfall((qty > 0.0) & ok, qty, q_a, phase_a.qty, cap, cap, is_buy, *short)
+        # orders and fills are lot multiples: snap their difference back onto the lot grid, or float
+        # residue (1354.6710504 - 1354.6710502 = 1.9999985e-07) would lose a lot to the next floor
+        scale = self.rules.scale
+        remaining = np.rint((qty - phase_a.qty) * scale) / scale
         phases = [phase_a]
         if self.limit:
             expire = self.age + 1 >= cfg.limit_ttl_bars
@@ -159,9 +203,16 @@ class NumpyLedger:
                 go = expire & ok & (remaining > 0.0)
                 room = np.maximum(cap - phase_a.qty, 0.0)
                 q_b = floor_to_lot(np.minimum(np.where(go, remaining, 0.0), room), self.rules.scale)
-                phase_b, slip = self._market(q_b, is_buy, sign, a.close[u], t, u, taker, reject)
-                remaining = remaining - phase_b.qty
+                phase_b, slip = self._market(q_b, is_buy, sign, a.close[u], t, u, taker)
+                _shortfall(go, remaining, q_b, phase_b.qty, room, cap, is_buy, *short)
+                remaining = np.rint((remaining - phase_b.qty) * scale) / scale
                 phases.append(phase_b)
+            else:
+                dropped = expire & (qty > 0.0) & ok & (remaining > 0.0)
+                _shortfall(dropped & hit, qty, q_a, phase_a.qty, cap, cap, is_buy, *short)
+                expired = dropped & ~hit  # never traded through: cancelled at its time-to-live
+                reject[expired] = LIMIT_EXPIRED
+                unfilled[expired] = remaining[expired]
             keep = ~expire & (remaining > 0.0)
             no_bar = expire & ~ok & (qty > 0.0)
             self.pend = np.where(keep, sign * remaining, 0.0)
@@ -169,7 +220,8 @@ class NumpyLedger:
         else:
             no_bar = ~ok & (qty > 0.0)
             self.pend = np.zeros_like(self.pend)
-        reject[no_bar & (reject == 0)] = NO_BAR
+        reject[no_bar] = NO_BAR
+        unfilled[no_bar] = qty[no_bar]
 
         fees = phases[0].fee.sum(1)
         traded = (phases[0].qty * phases[0].price).sum(1)
@@ -191,7 +243,8 @@ class NumpyLedger:
             self.ring[rows, slot] = traded
         self.t = u
         self.steps = self.steps + 1
-        return StepOut(eq_before, self.equity, fees, slip, traded, is_buy, tuple(phases), reject)
+        return StepOut(eq_before, self.equity, fees, slip, traded, is_buy, tuple(phases), qty, reject, unfilled,
+                       cash_short)
 
     # ------------------------------------------------------------ internals
     def _market(
@@ -203,14 +256,13 @@ class NumpyLedger:
         t: np.ndarray,
         u: np.ndarray,
         taker: np.ndarray,
-        reject: np.ndarray,
     ) -> tuple[Fills, np.ndarray]:
         """Market fills of ``q`` at ``ref`` moved against the trader by half-spread + impact."""
         a, cfg = self.a, self.cfg
         ref = np.where(q > 0.0, ref, 0.0)
         rate = slippage_rate(a.half_spread[t], a.sigma[t], q * ref, a.dollar_volume[u], cfg.impact_k, cfg.max_slippage)
         price = ref * (1.0 + sign * rate)
-        fills = self._fill(q, is_buy, price, taker, False, reject)
+        fills = self._fill(q, is_buy, price, taker, False)
         slip = (fills.qty * ref * rate).sum(1)
         return fills, slip
 
@@ -221,7 +273,6 @@ class NumpyLedger:
         price: np.ndarray,
         rate: np.ndarray,
         maker: bool,
-        reject: np.ndarray,
     ) -> Fills:
         """Apply fills: sells (capped at units) credit cash first, then buys within cash."""
         rules = self.rules
@@ -242,7 +293,6 @@ class NumpyLedger:
             scaled = floor_to_lot(buy_q * scale[:, None], rules.scale)
             small = (scaled <= 0.0) | (scaled < rules.ordermin) | (scaled * price < rules.costmin)
             drop = over[:, None] & (buy_q > 0.0) & small
-            reject[drop & (reject == 0)] = INSUFFICIENT_CASH
             buy_q = np.where(over[:, None], np.where(drop, 0.0, scaled), buy_q)
         buy_notional = buy_q * price
         buy_fee = buy_notional * r
@@ -251,6 +301,31 @@ class NumpyLedger:
         # residue (0.1 + 0.2 - 0.3) never leaves phantom dust positions
         self.units = np.rint((self.units + buy_q) * rules.scale) / rules.scale
         return Fills(sell_q + buy_q, price, sell_fee + buy_fee, maker)
+
+
+def _shortfall(
+    sent_mask: np.ndarray,
+    want: np.ndarray,
+    sent: np.ndarray,
+    filled: np.ndarray,
+    room: np.ndarray,
+    capacity: np.ndarray,
+    is_buy: np.ndarray,
+    reject: np.ndarray,
+    unfilled: np.ndarray,
+    cash_short: np.ndarray,
+) -> None:
+    """Causes of the unfilled part of ``want`` where an attempt of ``sent`` filled ``filled`` (in place).
+
+    Capacity left (``room``) below ``want`` cut the order to ``sent``: ``participation_cap``, or
+    ``zero_volume`` where the bar's whole ``capacity`` is 0; a buy that filled less than it sent
+    was scaled down for cash.
+    """
+    capped = sent_mask & (room < want)
+    reject[capped] = np.where(capacity == 0.0, ZERO_VOLUME, PARTICIPATION_CAP)[capped]
+    unfilled[capped] = (want - sent)[capped]
+    cut = sent_mask & is_buy & (sent > filled)
+    cash_short[cut] = (sent - filled)[cut]
 
 
 def numpy_action_to_weights(action: np.ndarray, cur: np.ndarray, tradable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

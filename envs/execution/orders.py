@@ -23,9 +23,15 @@ from envs.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# Rejection reason codes (int8 arrays in the hot loop; names in info).
-OK, LOT_SIZE, ORDERMIN, COSTMIN, INSUFFICIENT_CASH, NO_BAR = 0, 1, 2, 3, 4, 5
-REASONS = ("", "lot_size", "ordermin", "costmin", "insufficient_cash", "no_bar")
+# Shortfall reason codes (int arrays in the hot loop; names in info["rejected"]): an order refused
+# at sizing (lot_size, ordermin, costmin) or the unfilled part of one, by cause (see envs.execution.ledger).
+OK, LOT_SIZE, ORDERMIN, COSTMIN, INSUFFICIENT_CASH, NO_BAR, PARTICIPATION_CAP, ZERO_VOLUME, LIMIT_EXPIRED = range(9)
+REASONS = (
+    "", "lot_size", "ordermin", "costmin", "insufficient_cash", "no_bar", "participation_cap", "zero_volume",
+    "limit_expired",
+)
+REASON_SLOTS = 16  # a record's code is asset * REASON_SLOTS + reason
+assert len(REASONS) <= REASON_SLOTS
 
 # Relative tolerance of the lot floor: a quantity that is on the lot grid in exact arithmetic
 # but a few ulps below it in float64 (k / 10**d * 10**d) stays on its lot.
@@ -81,8 +87,9 @@ def size_orders(
     tradable: np.ndarray,
     rules: LotRules,
     min_order_fraction: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Signed order quantities (B, N) (+ buy, − sell) and int8 rejection codes (B, N).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Signed order quantities (B, N) (+ buy, − sell), int8 rejection codes (B, N) and the wanted
+    quantities ``|Δunits|`` (B, N) before lot rounding (what a rejection leaves unfilled).
 
     ``price`` must be finite where ``tradable`` (1.0 elsewhere); non-tradable assets get
     no order. Weight changes worth less than ``min_order_fraction`` of equity are no
@@ -104,4 +111,4 @@ def size_orders(
     reject = np.where(wanted, reason, OK).astype(np.int8)
     send = wanted & (reject == OK)
     signed = np.where(send, np.where(is_sell, -qty, qty), 0.0)
-    return signed, reject
+    return signed, reject, size

@@ -63,6 +63,8 @@ class ReferenceLedger:
         self.peak = self.cash
         self.fees_paid = ZERO
         self.history: deque[Decimal] = deque([ZERO] * FEE_WINDOW, maxlen=FEE_WINDOW)
+        self.steps = 0
+        self.shortfalls: list[tuple[int, str, Decimal]] = []  # last step's (asset, reason, unfilled qty)
 
     def _floor(self, x: Decimal, i: int) -> Decimal:
         s = self.scale[i]
@@ -71,7 +73,9 @@ class ReferenceLedger:
     def _rates(self) -> tuple[Decimal, Decimal]:
         if isinstance(self.fees, FlatFees):
             return dec(self.fees.maker), dec(self.fees.taker)
-        volume = dec(self.cfg.fee_volume_30d) + sum(self.history, ZERO)
+        # the pre-episode credit counts as traded evenly over the 720 hours before the start
+        before = max(FEE_WINDOW - self.steps, 0)
+        volume = sum(self.history, ZERO) + dec(self.cfg.fee_volume_30d) * before / FEE_WINDOW
         tier = 0
         for k, threshold in enumerate(self.fees.thresholds):
             if volume >= dec(threshold):
@@ -88,14 +92,25 @@ class ReferenceLedger:
         a, cfg = self.a, self.cfg
         t, u = self.t, self.t + 1
         maker, taker = self._rates()
+        short: dict[int, tuple[str, Decimal]] = {}  # each asset's first shortfall record
+        cash_short: dict[int, Decimal] = {}  # what a cash shortage cut off a buy
         if target is not None:
             for i in range(self.n):
-                self._new_order(i, dec(target[i]), t)
+                refused = self._new_order(i, dec(target[i]), t)
+                if refused is not None:
+                    short[i] = refused
         fills: list[RefFill] = []
         buy = [p > 0 for p in self.pend]
         qty = [abs(p) for p in self.pend]
         ok = [bool(a.exec_ok[u, i]) for i in range(self.n)]
         cap = [dec(a.capacity[u, i]) if np.isfinite(a.capacity[u, i]) else None for i in range(self.n)]
+
+        def cut(i: int, want: Decimal, sent: Decimal, done: Decimal, room: Decimal | None) -> None:
+            """Record why ``want`` filled only ``done`` from an attempt of ``sent`` (room None: no cap)."""
+            if room is not None and room < want:
+                short[i] = ("zero_volume" if cap[i] == 0 else "participation_cap", want - sent)
+            if buy[i] and sent > done:
+                cash_short[i] = sent - done
         q_a = [ZERO] * self.n
         px_a = [ZERO] * self.n
         for i in range(self.n):
@@ -127,8 +142,21 @@ class ReferenceLedger:
                         q_b[i] = self._floor(room, i)
                 done_b = self._fill(q_b, px_b, buy, taker, True, t, u, "taker")
                 fills += done_b[0]
+                for i in range(self.n):
+                    if expire[i] and ok[i] and remaining[i] > 0:
+                        c = cap[i]
+                        cut(i, remaining[i], q_b[i], done_b[1][i], None if c is None else max(c - filled[i], ZERO))
                 remaining = [remaining[i] - done_b[1][i] for i in range(self.n)]
+            else:
+                for i in range(self.n):
+                    if expire[i] and ok[i] and qty[i] > 0 and remaining[i] > 0:
+                        if px_a[i] > 0:  # traded through (px_a is set only then)
+                            cut(i, qty[i], q_a[i], filled[i], cap[i])
+                        else:
+                            short[i] = ("limit_expired", remaining[i])
             for i in range(self.n):
+                if expire[i] and not ok[i] and qty[i] > 0:
+                    short[i] = ("no_bar", qty[i])
                 if not expire[i] and remaining[i] > 0:
                     self.pend[i] = remaining[i] if buy[i] else -remaining[i]
                     self.age[i] += 1
@@ -136,32 +164,51 @@ class ReferenceLedger:
                     self.pend[i] = ZERO
                     self.age[i] = 0
         else:
+            for i in range(self.n):
+                if qty[i] > 0:
+                    if ok[i]:
+                        cut(i, qty[i], q_a[i], filled[i], cap[i])
+                    else:
+                        short[i] = ("no_bar", qty[i])
             self.pend = [ZERO] * self.n
+        self.shortfalls = []
+        for i in range(self.n):
+            if i in short:
+                self.shortfalls.append((i, *short[i]))
+            if cash_short.get(i, ZERO) > 0:
+                self.shortfalls.append((i, "insufficient_cash", cash_short[i]))
         traded = sum((f.qty * f.price for f in fills), ZERO)
         self.history.append(traded)
         self.equity = self.cash + sum((self.units[i] * dec(a.mark[u, i]) for i in range(self.n)), ZERO)
         self.peak = max(self.peak, self.equity)
         self.t = u
+        self.steps += 1
         return fills
 
-    def _new_order(self, i: int, w: Decimal, t: int) -> None:
+    def _new_order(self, i: int, w: Decimal, t: int) -> tuple[str, Decimal] | None:
+        """Replace asset i's order by one towards weight ``w``; a refusal returns (reason, wanted qty)."""
         a, cfg = self.a, self.cfg
         self.pend[i], self.age[i] = ZERO, 0
         if not a.tradable[t, i]:
-            return
+            return None
         price = dec(a.price[t, i])
         delta = w * self.equity / price - self.units[i]
         if abs(delta) * price <= dec(cfg.min_order_fraction) * self.equity:
-            return
+            return None
         if delta < 0:
             q = self.units[i] if w <= 0 else min(self._floor(-delta, i), self.units[i])
         else:
             q = self._floor(delta, i)
-        if q <= 0 or q < self.ordermin[i] or q * price < self.costmin[i]:
-            return
+        if q <= 0:
+            return "lot_size", abs(delta)
+        if q < self.ordermin[i]:
+            return "ordermin", abs(delta)
+        if q * price < self.costmin[i]:
+            return "costmin", abs(delta)
         self.pend[i] = q if delta > 0 else -q
         off = dec(a.limit_offset[t, i])
         self.pend_px[i] = price * (ONE - off) if delta > 0 else price * (ONE + off)
+        return None
 
     def _fill(
         self,

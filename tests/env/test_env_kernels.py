@@ -21,14 +21,11 @@ from hypothesis import strategies as st
 
 from envs.config import EnvConfig
 from envs.execution import kernels as K
-from envs.execution.fees import make_fee_model
-from envs.execution.ledger_numpy import NumpyLedger, numpy_action_to_weights
-from envs.execution.orders import REASONS
+from envs.execution.orders import REASON_SLOTS, REASONS
 from envs.kraken_spot import KrakenSpotEnv
-from envs.observation import portfolio_block
-from envs.rewards import RewardState, compute_reward
 from envs.vector import KrakenSpotVectorEnv
 from tests.conftest import env_scenario, make_tiny_market, random_case
+from tests.env.twins import NumpyStepper
 
 scenario = env_scenario(
     5,
@@ -45,33 +42,6 @@ def build(s: dict, n_bars: int = 50) -> tuple[EnvConfig, object, np.ndarray]:
     actions[rng.random(n_bars) < 0.2] = 0.0  # "keep current weights"
     actions[rng.random(n_bars) < 0.1, :n] = 0.0  # all cash
     return cfg, market, actions
-
-
-class NumpyStepper:
-    """The numpy formulation of a whole env step (action mapping, ledger, reward, flags)."""
-
-    def __init__(self, env_core, cfg: EnvConfig, rows: int) -> None:
-        self.cfg, self.a = cfg, env_core.arrays
-        fees = make_fee_model(cfg.fee_model, cfg.maker_fee, cfg.taker_fee)
-        self.led = NumpyLedger(env_core.arrays, env_core.rules, fees, cfg, rows)
-        self.led.reset_rows(np.arange(rows), env_core.ledger.t.copy())
-        self.rs = RewardState(rows)
-        self.length = env_core.length.copy()
-
-    def step(self, actions: np.ndarray):
-        led = self.led
-        target, hold = numpy_action_to_weights(actions, led.weights(), self.a.tradable[led.t])
-        dd_before = 1.0 - led.equity / led.peak
-        out = led.step(target, hold)
-        dd_after = 1.0 - led.equity / led.peak
-        reward = compute_reward(self.cfg, self.rs, out.equity_before, out.equity, dd_before, dd_after)
-        terminated = out.equity <= 0.0
-        if self.cfg.halt_drawdown is not None:
-            terminated |= dd_after >= self.cfg.halt_drawdown
-        truncated = (led.steps >= self.length) & ~terminated
-        age = np.minimum(led.t - led.last_trade, self.cfg.trade_age_scale_hours)
-        pf = portfolio_block(led.weights(), led.cash, led.equity, led.peak, age, self.cfg.trade_age_scale_hours)
-        return target, out, reward, terminated, truncated, pf
 
 
 def fills_of(out, row: int, assets: tuple[str, ...]) -> list[tuple]:
@@ -101,8 +71,8 @@ def test_single_env_kernel_equals_the_numpy_formulation_bit_for_bit(s):
         assert info["turnover"] == (out.traded[0] / eb if eb > 0 else 0.0)
         mine = [(f["asset"], f["side"], f["qty"], f["price"], f["fee"], f["liquidity"]) for f in info["fills"]]
         assert mine == fills_of(out, 0, market.assets)
-        rejected = [(market.assets[i], REASONS[out.reject[0, i]]) for i in np.flatnonzero(out.reject[0])]
-        assert [(x["asset"], x["reason"]) for x in info["rejected"]] == rejected
+        rejected = [(market.assets[i], REASONS[code], q) for i, code, q in out.records(0)]
+        assert [(x["asset"], x["reason"], x["qty_unfilled"]) for x in info["rejected"]] == rejected
         assert np.array_equal(env.snapshot().units, ref.led.units[0])
         assert np.array_equal(info["weights"], ref.led.weights()[0])
         assert r == reward[0] or (r != r and reward[0] != reward[0])
@@ -134,7 +104,12 @@ def test_vector_kernel_equals_the_numpy_formulation_with_mixed_hold_rows(s):
         assert np.array_equal(venv.core.ledger.units, ref.led.units)
         assert np.array_equal(r, reward, equal_nan=True) and np.array_equal(obs["portfolio"], pf)
         assert np.array_equal(info["n_fills"], sum(np.count_nonzero(ph.qty, axis=1) for ph in out.phases))
-        assert np.array_equal(info["n_rejected"], np.count_nonzero(out.reject, axis=1))
+        assert info["n_rejected"].tolist() == [len(out.records(row)) for row in range(3)]
+        for row in range(3):
+            n_rec = int(info["n_rejected"][row])
+            led = venv.core.ledger
+            mine = list(zip((led.rc[row, :n_rec] % REASON_SLOTS).tolist(), led.rq[row, :n_rec].tolist(), strict=True))
+            assert mine == [(code, q) for _, code, q in out.records(row)]
         assert np.array_equal(terminated, term) and np.array_equal(truncated, trunc)
         if terminated.any() or truncated.any():
             break  # the next step autoresets those rows; the numpy stepper has no autoreset

@@ -86,7 +86,9 @@ def test_doing_nothing_pays_nothing(s):
 @settings(derandomize=True, max_examples=40, deadline=None)
 @given(scenario)
 def test_float_ledger_matches_the_exact_decimal_reference(s):
-    """ACC-9: same action sequence -> equity within 1e-9 relative, identical fill and position counts."""
+    """ACC-9: same action sequence -> equity within 1e-9 relative, identical fill and position counts,
+    the same shortfall records (asset, reason) with unfilled quantities within 1e-9 (+ one lot: a
+    cash-scaled buy is floored to the lot grid from a float or an exact scale factor)."""
     env, actions = build(s)
     env.reset(seed=2)
     core = env.core
@@ -102,6 +104,13 @@ def test_float_ledger_matches_the_exact_decimal_reference(s):
         assert int(np.count_nonzero(units)) == sum(1 for x in ref.units if x != 0)
         for mine, exact in zip(units, ref.units, strict=True):
             assert abs(Decimal(mine) - exact) <= Decimal("1e-9") * max(exact, Decimal("1e-6"))
+        # shortfall records: same assets and reasons, unfilled quantities within 1e-9
+        assert [(r["asset"], r["reason"]) for r in info["rejected"]] == [
+            (env.market.assets[i], reason) for i, reason, _ in ref.shortfalls
+        ]
+        for r, (i, _, q) in zip(info["rejected"], ref.shortfalls, strict=True):
+            lot = Decimal(1) / Decimal(10) ** int(core.rules.lot_decimals[i])  # float vs exact floor of a cash scaling
+            assert abs(Decimal(r["qty_unfilled"]) - q) <= Decimal("1e-9") * max(q, Decimal("1e-6")) + lot, r
         if terminated or truncated:
             break
 

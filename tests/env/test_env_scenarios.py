@@ -175,7 +175,9 @@ def test_bar_without_trading_fills_nothing_and_reports_no_bar(tiny_market):
     tradable[1] = False
     env = make_env(tiny_market, {**bars, "tradable": tradable})
     _, _, _, _, info = env.step(act(env, [0.5]))
-    assert info["fills"] == [] and info["rejected"] == [{"pair": "A0USD", "asset": "A0", "reason": "no_bar"}]
+    assert info["fills"] == [] and info["rejected"] == [
+        {"pair": "A0USD", "asset": "A0", "reason": "no_bar", "qty_unfilled": 50.0}
+    ]
     assert info["equity"] == 10000.0
 
 
