@@ -105,7 +105,8 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     ``render_mode="ansi"``: the episode history as text. ``render_mode="rgb_array"``: an
     (H, W, 3) uint8 image of equity, drawdown and weights of the episode so far, drawn
-    only when ``render()`` is called (`envs.render`). Both need ``record_history=True``.
+    only when ``render()`` is called (`envs.render`). Both draw the step history, so
+    ``render()`` needs ``record_history=True`` (the default).
     `history()` returns the history as a DataFrame.
 
     ## Registration
@@ -136,8 +137,6 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             modes = self.metadata["render_modes"]
             raise ConfigError(f"render_mode: expected None or one of {modes}, got {render_mode!r}")
-        if render_mode is not None and not cfg.record_history:
-            raise ConfigError(f"render_mode={render_mode!r} draws the step history: expected record_history=True")
         self.config = cfg
         self.market = resolve_market(market)
         self.core = BatchCore(self.market, cfg, 1, signals, signal_names)
@@ -228,6 +227,9 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return obs, reward, terminated, truncated, info
 
     def render(self) -> str | np.ndarray | None:  # type: ignore[override]
+        if self.render_mode is not None and not self._record:
+            raise ConfigError(f"render(): render_mode={self.render_mode!r} draws the step history: "
+                              "make the env with record_history=True")
         if self.render_mode == "rgb_array":
             from envs.render import episode_image
 

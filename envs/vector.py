@@ -201,10 +201,12 @@ class KrakenSpotVectorEnv(VectorEnv):
 def _autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
     """NEXT_STEP (the default) or DISABLED (TorchRL's choice: ended sub-envs wait for a masked reset)."""
     names = {"next_step": AutoresetMode.NEXT_STEP, "disabled": AutoresetMode.DISABLED}
-    try:
-        value = names.get(mode.lower(), AutoresetMode(mode)) if isinstance(mode, str) else AutoresetMode(mode)
-    except ValueError:
-        value = None
+    value = names.get(mode.lower()) if isinstance(mode, str) else None
+    if value is None:
+        try:
+            value = AutoresetMode(mode)
+        except ValueError:
+            value = None
     if value not in (AutoresetMode.NEXT_STEP, AutoresetMode.DISABLED):
         raise ValueError(f"autoreset_mode: expected AutoresetMode.NEXT_STEP or AutoresetMode.DISABLED, got {mode!r}")
     return value  # type: ignore[return-value]
