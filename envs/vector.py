@@ -89,6 +89,7 @@ class KrakenSpotVectorEnv(VectorEnv):
         self._labels = StepLabels(self.core.pair_names, self.market.assets)
         self._timestamps = self.market.timestamps
         self._action_shape = (num_envs, self.n_assets + 1)
+        self._no_reasons = np.full(num_envs, "", dtype=object)  # copied per step (np.full of objects is slower)
 
     def reset(
         self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None
@@ -160,7 +161,7 @@ class KrakenSpotVectorEnv(VectorEnv):
             truncated[restart] = False
         done = terminated | truncated
         self._prev_done = done
-        reasons = np.full(self.num_envs, "", dtype=object)
+        reasons = self._no_reasons.copy()
         if done.any():
             for i in np.flatnonzero(done).tolist():
                 reasons[i] = end_reason(core, i, bool(terminated[i]), self.max_episode_steps)
