@@ -10,7 +10,6 @@ from __future__ import annotations
 from gymnasium.envs.registration import register, registry
 
 import krakenrl  # noqa: F401 - registers krakenrl/KrakenSpot-v0 (a name no user folder shadows)
-
 from envs.data.market import MarketData, PairInfo
 from envs.errors import ConfigError, DataError, KrakenRLError, OrderRejected
 from envs.snapshot import PortfolioSnapshot

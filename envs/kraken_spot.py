@@ -126,7 +126,7 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def __init__(
         self,
-        market: MarketData | None = None,
+        market: MarketData | Mapping[str, Any] | None = None,
         config: EnvConfig | Mapping[str, Any] | None = None,
         signals: np.ndarray | None = None,
         signal_names: Sequence[str] | None = None,

@@ -7,8 +7,10 @@ codes ``rc = asset * REJECT_STRIDE + reason`` (reasons: `envs.execution.orders.R
 single env and the vector env call the same methods, so their dicts are identical.
 
 The vector env wraps each step's records in `PerEnvRecords`, a sequence of per-env lists
-built on first access: a training loop that never reads them pays only for one copy of
-the (small) record arrays, not for thousands of dicts per step.
+built on first access: a training loop that never reads them pays for two small objects
+per step, not for thousands of dicts. They read the ledger's record buffers in place; the
+env calls `PerEnvRecords.detach` (a copy) on the ones still referenced before its next
+step overwrites the buffers.
 """
 
 from __future__ import annotations
@@ -83,12 +85,21 @@ def end_reason(core: BatchCore, row: int, terminated: bool, time_limit: int | No
 class PerEnvRecords(Sequence[list[dict[str, Any]]]):
     """``info["fills"]`` or ``info["rejected"]`` of one vector step: item i is env i's list of dicts.
 
-    Holds copies of the step's record arrays; each env's list is built on first access.
+    Reads the step's record arrays (live buffers until `detach`); each env's list is built
+    on first access.
     """
+
+    __slots__ = ("__weakref__", "_built", "_codes", "_counts", "_labels", "_values")
 
     def __init__(self, labels: StepLabels, counts: np.ndarray, codes: np.ndarray, values: np.ndarray | None) -> None:
         self._labels, self._counts, self._codes, self._values = labels, counts, codes, values
         self._built: dict[int, list[dict[str, Any]]] = {}
+
+    def detach(self) -> None:
+        """Copy the record arrays, so that later steps cannot change what this step reports."""
+        self._codes = self._codes.copy()
+        if self._values is not None:
+            self._values = self._values.copy()
 
     def __len__(self) -> int:
         return int(self._counts.shape[0])

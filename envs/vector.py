@@ -29,6 +29,7 @@ Info has the single env's keys, one entry per sub-env, so code moves from
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,6 +41,7 @@ from gymnasium.vector.utils import batch_space
 
 from envs.arguments import build_config, resolve_market
 from envs.config import EnvConfig
+from envs.data.market import MarketData
 from envs.execution import kernels as K
 from envs.execution.core import BatchCore
 from envs.execution.kernels import Q_TERMINATED, Q_TRUNCATED
@@ -56,7 +58,7 @@ class KrakenSpotVectorEnv(VectorEnv):
     def __init__(
         self,
         num_envs: int,
-        market: Any = None,
+        market: MarketData | Mapping[str, Any] | None = None,
         config: EnvConfig | Mapping[str, Any] | None = None,
         signals: np.ndarray | None = None,
         signal_names: Sequence[str] | None = None,
@@ -90,6 +92,7 @@ class KrakenSpotVectorEnv(VectorEnv):
         self._timestamps = self.market.timestamps
         self._action_shape = (num_envs, self.n_assets + 1)
         self._no_reasons = np.full(num_envs, "", dtype=object)  # copied per step (np.full of objects is slower)
+        self._last_records: tuple[weakref.ref[PerEnvRecords], ...] = ()
 
     def reset(
         self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None
@@ -135,6 +138,10 @@ class KrakenSpotVectorEnv(VectorEnv):
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         core = self.core
         led = core.ledger
+        for ref in self._last_records:  # last step's fills/rejected still held by the caller: copy them now
+            held = ref()
+            if held is not None:
+                held.detach()
         done = self._prev_done
         restart = np.flatnonzero(done) if done.any() else None
         if restart is not None and self.autoreset_mode == AutoresetMode.DISABLED:
@@ -167,6 +174,9 @@ class KrakenSpotVectorEnv(VectorEnv):
                 reasons[i] = end_reason(core, i, bool(terminated[i]), self.max_episode_steps)
         floats = led.of.T.copy()
         counts_f, counts_r = ints[K.Q_N_FILLS], ints[K.Q_N_REJECTED]
+        fills = PerEnvRecords(self._labels, counts_f, led.fc, led.fv)
+        rejected = PerEnvRecords(self._labels, counts_r, led.rc, None)
+        self._last_records = (weakref.ref(fills), weakref.ref(rejected))
         state = led.fst[: K.S_PEAK + 1].copy()  # cash, equity, peak after any autoreset
         info = {
             "equity": state[K.S_EQUITY],
@@ -176,8 +186,8 @@ class KrakenSpotVectorEnv(VectorEnv):
             "fees": floats[K.O_FEES],
             "slippage": floats[K.O_SLIP],
             "turnover": floats[K.O_TURNOVER],
-            "fills": PerEnvRecords(self._labels, counts_f, led.fc.copy(), led.fv.copy()),
-            "rejected": PerEnvRecords(self._labels, counts_r, led.rc.copy(), None),
+            "fills": fills,
+            "rejected": rejected,
             "n_fills": counts_f,
             "n_rejected": counts_r,
             "drawdown": 1.0 - state[K.S_EQUITY] / state[K.S_PEAK],
