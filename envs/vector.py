@@ -47,6 +47,7 @@ from envs.execution.core import BatchCore
 from envs.execution.kernels import Q_TERMINATED, Q_TRUNCATED
 from envs.kraken_spot import check_action, snapshot_of
 from envs.snapshot import PortfolioSnapshot
+from envs.spec import KrakenSpotSpec
 from envs.step_info import PerEnvRecords, StepLabels, end_reason
 
 
@@ -196,6 +197,15 @@ class KrakenSpotVectorEnv(VectorEnv):
             "termination_reason": reasons,
         }
         return core.observation(), reward, terminated, truncated, info
+
+    @property  # type: ignore[override]
+    def spec(self) -> KrakenSpotSpec | None:
+        """The spec ``gym.make_vec`` sets; its ``to_json`` explains in-memory markets (`envs.spec`)."""
+        return self.__dict__.get("_spec")
+
+    @spec.setter
+    def spec(self, value: Any) -> None:
+        self.__dict__["_spec"] = KrakenSpotSpec.of(value)
 
     # ---------------------------------------------------------- helpers
     def snapshot(self, i: int) -> PortfolioSnapshot:

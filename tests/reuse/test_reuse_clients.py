@@ -63,6 +63,8 @@ def test_vector_env_autoreset_mode_is_an_attribute_and_torchrl_wraps_it(market) 
     done_at = rollout["next", "done"].squeeze(-1).any(0).nonzero().flatten().tolist()
     assert done_at == [29, 59]
     assert np.isfinite(rollout["next", "reward"].numpy()).all()
+    made = GymWrapper(gym.make_vec("KrakenSpot-v0", 2, market=market, autoreset_mode="disabled", **SMALL))
+    assert made.rollout(35, break_when_any_done=False)["next", "done"].squeeze(-1).sum().item() == 2
 
 
 def test_disabled_autoreset_needs_a_masked_reset(market) -> None:

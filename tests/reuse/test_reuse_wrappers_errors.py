@@ -15,7 +15,7 @@ import envs  # noqa: F401 - registers KrakenSpot-v0
 from envs.errors import ConfigError
 from envs.kraken_spot import KrakenSpotEnv
 from envs.vector import KrakenSpotVectorEnv
-from risk import PRESETS, SPEC_A, SPEC_B, RiskWrapper
+from risk import PRESETS, SPEC_A, SPEC_B, RiskVectorWrapper, RiskWrapper
 
 SMALL = {"episode_hours": 20, "window": 6}
 
@@ -64,6 +64,8 @@ def test_risk_profiles_by_name_and_unknown_names() -> None:
     assert RiskWrapper(env, {"max_gross_exposure": 0.5}).limits.max_gross_exposure == 0.5
     with pytest.raises(ConfigError, match=r"expected one of \['spec_a', 'spec_b'\].*got 'nonsense'"):
         RiskWrapper(env, "nonsense")
+    venv = RiskVectorWrapper(KrakenSpotVectorEnv(2, **SMALL), "spec_b")
+    assert all(p.limits is SPEC_B for p in venv.projectors)
 
 
 def test_spec_with_a_loader_mapping_round_trips_through_json(shared_data) -> None:
@@ -85,6 +87,8 @@ def test_spec_with_an_in_memory_market_rebuilds_but_explains_why_it_cannot_be_js
     with pytest.raises(ConfigError, match=r"in-memory MarketData.*'loader': 'kraken_csv'"):
         env.spec.to_json()
     assert gym.make("KrakenSpot-v0", **SMALL).spec.to_json()  # the default synthetic market has no kwargs
+    with pytest.raises(ConfigError, match="in-memory MarketData"):
+        gym.make_vec("KrakenSpot-v0", 2, market=market, **SMALL).spec.to_json()
 
 
 # ------------------------------------------------------------ item 5: clear errors
