@@ -28,10 +28,10 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check envs risk predictors agents scripts tests
+	$(VENV)/bin/ruff check envs risk predictors agents scripts tests krakenrl
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy envs risk
+	$(VENV)/bin/mypy envs risk krakenrl
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py $(ARGS)

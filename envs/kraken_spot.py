@@ -10,12 +10,15 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
+from envs.arguments import build_config, resolve_market
 from envs.config import EnvConfig
 from envs.data.market import MarketData
+from envs.errors import ConfigError
 from envs.execution.core import BatchCore
-from envs.execution.orders import REASON_SLOTS, REASONS
 from envs.recorder import EpisodeRecorder
 from envs.snapshot import PortfolioSnapshot
+from envs.spec import KrakenSpotSpec
+from envs.step_info import StepLabels, end_reason
 
 _ROW0 = np.array([0])
 
@@ -106,9 +109,28 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     ``KrakenSpotEnv(market=None, config=None, signals=None, signal_names=None,
     render_mode=None, **config_overrides)``; ``config`` may be an `EnvConfig` or a
-    mapping (Hydra `conf/env/*.yaml`); keyword overrides replace config fields.
-    ``render_mode="ansi"`` renders the episode history as text; `history()` returns it
-    as a DataFrame.
+    mapping (Hydra `conf/env/*.yaml`); keyword overrides replace config fields (an
+    unknown keyword is a ``TypeError``). ``market`` is a `MarketData` (see
+    `envs.data.loaders`, `MarketData.from_frame`), ``None`` for the built-in synthetic
+    market, or a loader mapping such as ``{"loader": "kraken_csv", "path": DIR, "start":
+    ISO, "end": ISO}`` that keeps ``env.spec`` JSON-serialisable (`envs.arguments`).
+    `KrakenSpotVectorEnv` takes the same arguments.
+
+    ## Rendering
+
+    ``render_mode="ansi"``: the episode history as text. ``render_mode="rgb_array"``: an
+    (H, W, 3) uint8 image of equity, drawdown and weights of the episode so far, drawn
+    only when ``render()`` is called (`envs.render`). Both draw the step history, so
+    ``render()`` needs ``record_history=True`` (the default).
+    `history()` returns the history as a DataFrame.
+
+    ## Registration
+
+    ``KrakenSpot-v0`` after ``import envs``; ``krakenrl/KrakenSpot-v0`` after ``import
+    krakenrl``, or with no import as ``gym.make("krakenrl:krakenrl/KrakenSpot-v0")``
+    (see `krakenrl`). Gymnasium's ``max_episode_steps`` wraps the env in ``TimeLimit``,
+    outside the env: use ``episode_hours`` for episodes that end with a
+    ``termination_reason`` (`risk.RiskWrapper` labels an outer time limit ``time_limit``).
 
     ## Version History
 
@@ -119,22 +141,23 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
       spreads (spread column, then the per-pair table) before a labelled estimator.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 - gymnasium API
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012 - gymnasium API
 
     def __init__(
         self,
-        market: MarketData | None = None,
+        market: MarketData | Mapping[str, Any] | None = None,
         config: EnvConfig | Mapping[str, Any] | None = None,
         signals: np.ndarray | None = None,
         signal_names: Sequence[str] | None = None,
         render_mode: str | None = None,
         **config_overrides: Any,
     ) -> None:
-        cfg = EnvConfig.from_mapping(config)
-        if config_overrides:
-            cfg = EnvConfig.from_mapping({**_as_dict(cfg), **config_overrides})
+        cfg = build_config(config, config_overrides, "KrakenSpotEnv")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            modes = self.metadata["render_modes"]
+            raise ConfigError(f"render_mode: expected None or one of {modes}, got {render_mode!r}")
         self.config = cfg
-        self.market = default_market() if market is None else market
+        self.market = resolve_market(market)
         self.core = BatchCore(self.market, cfg, 1, signals, signal_names)
         self.n_assets = self.market.n_assets
         self.action_space = spaces.Box(-1.0, 1.0, (self.n_assets + 1,), np.float32)
@@ -155,17 +178,8 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._features = self.core.features
         self._signals = self.core.signals
         self._timestamps = self.market.timestamps.tolist()
-        self._fill_labels = {
-            (i * 2 + buy) * 2 + maker: (p, a, "buy" if buy else "sell", "maker" if maker else "taker")
-            for i, (p, a) in enumerate(zip(self._pairs, self._assets, strict=True))
-            for buy in (0, 1)
-            for maker in (0, 1)
-        }
-        self._reject_labels = {
-            i * REASON_SLOTS + code: (p, a, REASONS[code])
-            for i, (p, a) in enumerate(zip(self._pairs, self._assets, strict=True))
-            for code in range(1, len(REASONS))
-        }
+        self._labels = StepLabels(self._pairs, self._assets)
+        self._action_shape = (self.n_assets + 1,)
 
     @classmethod
     def from_config(
@@ -205,7 +219,11 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         if not self._started:
             raise RuntimeError("KrakenSpotEnv: call reset() before step()")
-        reward = float(self.core.step(action)[0])
+        try:
+            reward = float(self.core.step(action)[0])
+        except (ValueError, TypeError):
+            check_action(action, self._action_shape, "KrakenSpotEnv.step")
+            raise
         _, eq, cash, fees, slip, _, turnover, dd, _, _ = self._of0.tolist()
         t, n_fills, n_rej, term, trunc, _ = self._oi0.tolist()
         terminated, truncated = term != 0, trunc != 0
@@ -214,17 +232,17 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "cash": cash,
             "weights": self._w0.copy(),
             "target_weights": self._target0.copy(),
-            "fills": self._fills(n_fills) if n_fills else [],
+            "fills": self._labels.fills(self._fc0, self._fv0, n_fills) if n_fills else [],
             "fees": fees,
             "slippage": slip,
             "turnover": turnover,
-            "rejected": self._rejected(n_rej) if n_rej else [],
+            "rejected": self._labels.rejected(self._rc0, self._rq0, n_rej) if n_rej else [],
             "drawdown": dd,
             "t": t,
             "timestamp": self._timestamps[t],
         }
         if terminated or truncated:
-            info["termination_reason"] = self._reason(terminated)
+            info["termination_reason"] = end_reason(self.core, 0, terminated)
         if self._record:
             self.recorder.record(
                 t, info["timestamp"], eq, cash, info["weights"], info["target_weights"],
@@ -236,12 +254,28 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             obs["signals"] = self._signals[t].copy()
         return obs, reward, terminated, truncated, info
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:  # type: ignore[override]
+        if self.render_mode is not None and not self._record:
+            raise ConfigError(f"render(): render_mode={self.render_mode!r} draws the step history: "
+                              "make the env with record_history=True")
+        if self.render_mode == "rgb_array":
+            from envs.render import episode_image
+
+            return episode_image(self.history(), self._assets, self.config.initial_cash)
         if self.render_mode != "ansi":
             return None
         frame = self.history()
         cols = ["time", "equity", "cash", "fees", "slippage", "turnover", "n_fills"]
         return str(frame[cols].to_string(index=False)) if len(frame) else "no steps yet"
+
+    @property  # type: ignore[override]
+    def spec(self) -> KrakenSpotSpec | None:
+        """The env's `EnvSpec` (set by ``gym.make``); its ``to_json`` explains in-memory markets."""
+        return self.__dict__.get("_spec")
+
+    @spec.setter
+    def spec(self, value: Any) -> None:
+        self.__dict__["_spec"] = KrakenSpotSpec.of(value)
 
     # ---------------------------------------------------------- helpers
     def action_to_weights(self, action: np.ndarray) -> np.ndarray:
@@ -259,31 +293,26 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """Step history of the current (or last) episode as a DataFrame."""
         return self.recorder.frame()
 
-    def _reason(self, terminated: bool) -> str:
-        led = self.core.ledger
-        if terminated:
-            return "ruin" if led.equity[0] <= 0 else "halt_drawdown"
-        return "data_end" if int(led.t[0]) >= self.core.last_bar else "episode_length"
 
-    def _fills(self, count: int) -> list[dict[str, Any]]:
-        """Fill dicts of row 0 from the kernel's compact records (codes + qty/price/fee)."""
-        labels = self._fill_labels
-        return [
-            {"pair": pair, "asset": asset, "side": side, "qty": q, "price": p, "fee": f, "liquidity": liq}
-            for (pair, asset, side, liq), (q, p, f) in zip(
-                [labels[c] for c in self._fc0[:count].tolist()], self._fv0[:count].tolist(), strict=True
-            )
-        ]
+def check_action(action: Any, expected: tuple[int, ...], where: str) -> None:
+    """Raise a ValueError naming both shapes if ``action`` is not a numeric array of ``expected`` size.
 
-    def _rejected(self, count: int) -> list[dict[str, Any]]:
-        """Shortfall dicts of row 0 from the kernel's records (codes + unfilled quantities)."""
-        labels = self._reject_labels
-        return [
-            {"pair": pair, "asset": asset, "reason": reason, "qty_unfilled": q}
-            for (pair, asset, reason), q in zip(
-                [labels[c] for c in self._rc0[:count].tolist()], self._rq0[:count].tolist(), strict=True
-            )
-        ]
+    A wrong shape is a programming error (a policy built for another universe), not a
+    market condition: it fails loudly instead of numpy's "cannot reshape". NaN and inf
+    values are not checked here (the env reads them as 0; the risk layer holds them).
+    """
+    try:
+        a = np.asarray(action, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{where}: action: expected a numeric array of shape {expected} (one score per asset, then cash), "
+            f"got a non-numeric {type(action).__name__}"
+        ) from None
+    if a.size != int(np.prod(expected)):
+        raise ValueError(
+            f"{where}: action: expected shape {expected} (one score per asset, then cash), "
+            f"got shape {a.shape} ({type(action).__name__})"
+        )
 
 
 RESET_OPTIONS = ("start",)
@@ -319,10 +348,4 @@ def snapshot_of(core: BatchCore, row: int) -> PortfolioSnapshot:
     )
 
 
-def _as_dict(cfg: EnvConfig) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(cfg)
-
-
-__all__ = ["RESET_OPTIONS", "KrakenSpotEnv", "reset_options", "snapshot_of"]
+__all__ = ["RESET_OPTIONS", "KrakenSpotEnv", "check_action", "reset_options", "snapshot_of"]

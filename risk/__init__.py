@@ -10,7 +10,7 @@ from __future__ import annotations
 from risk.clusters import ClusterSchedule
 from risk.kill_switch import TRIGGERS, KillSwitch, MarketSignals, ReactivationRefused, TriggerHit
 from risk.ladder import LEVEL_NAMES, DrawdownLadder, ladder_level, ladder_level_of
-from risk.limits import HARD_CAPS, PRESETS, SPEC_A, SPEC_B, Bound, RiskLimits
+from risk.limits import HARD_CAPS, PRESETS, SPEC_A, SPEC_B, Bound, RiskLimits, resolve_limits
 from risk.projection import RULE_ORDER, Intervention, RiskDecision, RiskProjector
 from risk.report import intervention_counts, intervention_table
 from risk.wrapper import RiskVectorWrapper, RiskWrapper, action_to_proposal, make_risk_wrapped
@@ -42,4 +42,5 @@ __all__ = [
     "ladder_level",
     "ladder_level_of",
     "make_risk_wrapped",
+    "resolve_limits",
 ]

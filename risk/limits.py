@@ -240,3 +240,23 @@ SPEC_B = SPEC_A.tighten(max_gross_exposure=0.20)
 """Spec B: at most 10 positions, total exposure at most 20% of equity."""
 
 PRESETS: dict[str, RiskLimits] = {"spec_a": SPEC_A, "spec_b": SPEC_B}
+
+
+def resolve_limits(limits: RiskLimits | str | Mapping[str, Any]) -> RiskLimits:
+    """A `RiskLimits` from itself, a profile name of `PRESETS` or a mapping of fields (`RiskLimits.from_dict`).
+
+    A mapping is what a risk-wrapped env's JSON spec holds (``EnvSpec.to_json`` writes the
+    dataclass as a dict), so ``gym.make(EnvSpec.from_json(...))`` rebuilds the same limits.
+    """
+    if isinstance(limits, RiskLimits):
+        return limits
+    if isinstance(limits, str):
+        if limits not in PRESETS:
+            raise ConfigError(f"risk profile: expected one of {sorted(PRESETS)} (or a RiskLimits), got {limits!r}")
+        return PRESETS[limits]
+    if isinstance(limits, Mapping):
+        return RiskLimits.from_dict(limits)
+    raise ConfigError(
+        f"risk limits: expected a RiskLimits, a profile name in {sorted(PRESETS)} or a mapping of fields, "
+        f"got {type(limits).__name__}"
+    )

@@ -4,8 +4,9 @@
 
 1. reads the account through ``env.unwrapped.snapshot()`` (read-only `PortfolioSnapshot`);
 2. turns the action into proposed target weights with ``env.unwrapped.action_to_weights``
-   (an action of the wrong shape or with NaN/inf is not converted: the current weights are
-   held, RISK-6; values outside [-1, 1] are clipped first, with a recorded reason);
+   (an action with NaN/inf is not converted: the current weights are held, RISK-6; values
+   outside [-1, 1] are clipped first, with a recorded reason). An action of the wrong shape
+   or not numeric is a programming error (a policy built for another universe): ValueError;
 3. projects them with `RiskProjector.project` and executes the result, passed back as an
    action through ``env.unwrapped.weights_to_action``;
 4. writes ``info["risk"]`` (`RiskDecision.to_info`: proposed, executed, interventions with
@@ -14,10 +15,17 @@
    (units after the step x the decision's prices / the decision's equity), and
    ``shortfall`` = executed - realised (orders the bar could not fill: participation cap,
    no bar at t+1, lot rounding); on halt it sets ``terminated=True`` with
-   ``info["termination_reason"] = "halt"``.
+   ``info["termination_reason"] = "halt"``; a truncation by an inner wrapper (gymnasium's
+   ``TimeLimit``, from ``gym.make(..., max_episode_steps=N)``) gets
+   ``info["termination_reason"] = "time_limit"``.
 
 The cost gate reads the env's own cost model and, when the env carries signals, its
 expected return at ``limits.cost_gate_horizon`` (`risk.cost_gate.cost_inputs_from_env`).
+
+``RiskWrapper(env, limits)`` takes a `RiskLimits`, a profile name of `risk.limits.PRESETS`
+(``"spec_a"``, ``"spec_b"``) or a mapping of limit fields. It is a gymnasium
+``RecordConstructorArgs`` wrapper: ``gym.make(wrapped.spec)`` rebuilds it, and gymnasium's
+``check_env`` passes on it.
 
 Cost: the wrapper computes the correlation clusters of every refresh of the market when
 it is built (`ClusterSchedule.precompute`), so a step only looks them up.
@@ -31,6 +39,7 @@ trading) they survive ``reset`` and only the explicit, audited calls clear them
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -39,20 +48,27 @@ from gymnasium.vector import VectorEnv, VectorWrapper
 
 from risk.cost_gate import cost_inputs_from_env
 from risk.kernels import clip_action
-from risk.limits import SPEC_A, RiskLimits
+from risk.limits import SPEC_A, RiskLimits, resolve_limits
 from risk.projection import Intervention, RiskDecision, RiskProjector
 
 
 def action_to_proposal(base: Any, action: Any, current: np.ndarray) -> tuple[np.ndarray, Intervention | None]:
-    """Proposed weights from an env action, sanitised before the env's own conversion."""
+    """Proposed weights from an env action, sanitised before the env's own conversion.
+
+    Raises ValueError for an action that is not numeric or not of shape (N+1,).
+    """
     n = int(base.n_assets)
     try:
         a = np.array(action, dtype=np.float64)
     except (TypeError, ValueError):
-        return current.copy(), Intervention("sanitise", (), 0.0, "action not numeric: held current weights")
+        raise ValueError(
+            f"RiskWrapper.step: action: expected a numeric array of shape ({n + 1},) (one score per asset, "
+            f"then cash), got a non-numeric {type(action).__name__}"
+        ) from None
     if a.shape != (n + 1,):
-        return current.copy(), Intervention(
-            "sanitise", (), 0.0, f"action shape: expected ({n + 1},), got {a.shape}: held current weights"
+        raise ValueError(
+            f"RiskWrapper.step: action: expected shape ({n + 1},) (one score per asset, then cash), "
+            f"got shape {a.shape} ({type(action).__name__})"
         )
     clipped = clip_action(a, np.empty(n + 1))  # in place; the same checks as np.isfinite / np.clip
     if clipped < 0.0:
@@ -81,22 +97,27 @@ def _info(decision: RiskDecision, pre: Intervention | None, action: Any) -> dict
     return info
 
 
-class RiskWrapper(gym.Wrapper):
+class RiskWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Applies `RiskProjector` to every action of a KrakenSpot env (see the module docstring)."""
 
     def __init__(
         self,
         env: gym.Env,
-        limits: RiskLimits = SPEC_A,
+        limits: RiskLimits | str | Mapping[str, Any] = SPEC_A,
         *,
         projector: RiskProjector | None = None,
         new_account_on_reset: bool = True,
     ) -> None:
-        super().__init__(env)
+        resolved = resolve_limits(limits)
+        recorded: dict[str, Any] = {"limits": limits, "new_account_on_reset": new_account_on_reset}
+        if projector is not None:
+            recorded["projector"] = projector
+        gym.utils.RecordConstructorArgs.__init__(self, **recorded)
+        gym.Wrapper.__init__(self, env)
         base = env.unwrapped
         if projector is None:
-            costs = cost_inputs_from_env(base, limits.cost_gate_horizon)
-            projector = RiskProjector(limits, base.market, costs)  # type: ignore[attr-defined]
+            costs = cost_inputs_from_env(base, resolved.cost_gate_horizon)
+            projector = RiskProjector(resolved, base.market, costs)  # type: ignore[attr-defined]
         self.projector = projector
         self.projector.clusters.precompute()  # once per market, not inside the step loop
         self.new_account_on_reset = new_account_on_reset
@@ -144,6 +165,8 @@ class RiskWrapper(gym.Wrapper):
         if decision.halted:
             terminated = True
             info["termination_reason"] = "halt"
+        elif truncated and "termination_reason" not in info:
+            info["termination_reason"] = "time_limit"  # an inner TimeLimit ended it, not the env
         self.last_decision = decision
         return obs, reward, terminated, truncated, info
 
@@ -160,10 +183,11 @@ class RiskVectorWrapper(VectorWrapper):
     so that it is reset at the next step. ``infos["risk"]`` is a list of per-sub-env dicts.
     """
 
-    def __init__(self, env: VectorEnv, limits: RiskLimits = SPEC_A) -> None:
+    def __init__(self, env: VectorEnv, limits: RiskLimits | str | Mapping[str, Any] = SPEC_A) -> None:
         super().__init__(env)
         base = env.unwrapped
-        proto = RiskProjector(limits, base.market, cost_inputs_from_env(base, limits.cost_gate_horizon))  # type: ignore[attr-defined]
+        resolved = resolve_limits(limits)
+        proto = RiskProjector(resolved, base.market, cost_inputs_from_env(base, resolved.cost_gate_horizon))  # type: ignore[attr-defined]
         proto.clusters.precompute()
         self.projectors: list[RiskProjector] = [proto]
         for _ in range(1, env.num_envs):  # share the precomputed market inputs, not the account state
@@ -221,7 +245,8 @@ class RiskVectorWrapper(VectorWrapper):
         for j in np.flatnonzero(self._ended):
             self.projectors[int(j)].reset_state()
         terms = np.array(terms, dtype=bool, copy=True)
-        reasons = np.array([""] * n, dtype=object)
+        given = infos.get("termination_reason")
+        reasons = np.array(given if given is not None else [""] * n, dtype=object, copy=True)
         if np.any(halted):
             terms |= halted
             reasons[halted] = "halt"
@@ -233,6 +258,8 @@ class RiskVectorWrapper(VectorWrapper):
         return obs, rewards, terms, truncs, infos
 
 
-def make_risk_wrapped(env: gym.Env, limits: RiskLimits = SPEC_A, **kwargs: Any) -> RiskWrapper:
+def make_risk_wrapped(
+    env: gym.Env, limits: RiskLimits | str | Mapping[str, Any] = SPEC_A, **kwargs: Any
+) -> RiskWrapper:
     """Wrap ``env`` with the risk layer as its outermost wrapper."""
     return RiskWrapper(env, limits, **kwargs)

@@ -47,7 +47,7 @@ def to_unix(when: str | int | float | pd.Timestamp | None) -> int | None:
     return int(ts.value // 1_000_000_000)
 
 
-def _numeric(frame: pd.DataFrame, path: Path, asset: str, first_row: int) -> pd.DataFrame:
+def _numeric(frame: pd.DataFrame, path: Path | str, asset: str, rows: np.ndarray) -> pd.DataFrame:
     """Columns as float64; the first unparsable cell raises, naming row, column and value."""
     out = {}
     for col in frame.columns:
@@ -56,25 +56,25 @@ def _numeric(frame: pd.DataFrame, path: Path, asset: str, first_row: int) -> pd.
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(
-                f"{path}: asset {asset}: row {first_row + i}: {col}={frame[col].iloc[i]!r}: expected a number"
+                f"{path}: asset {asset}: row {int(rows[i])}: {col}={frame[col].iloc[i]!r}: expected a number"
             )
         out[col] = values.astype("float64")
     return pd.DataFrame(out)
 
 
-def _timestamps(seconds: np.ndarray, path: Path, asset: str, first_row: int) -> np.ndarray:
+def _timestamps(seconds: np.ndarray, path: Path | str, asset: str, rows: np.ndarray) -> np.ndarray:
     """Unix-second int64 timestamps; milliseconds are detected and converted."""
     bad = np.flatnonzero(~np.isfinite(seconds))
     if bad.size:
         i = int(bad[0])
-        raise DataError(f"{path}: asset {asset}: row {first_row + i}: timestamp is missing")
+        raise DataError(f"{path}: asset {asset}: row {int(rows[i])}: timestamp is missing")
     if seconds.size and np.nanmedian(seconds) > 1e11:  # milliseconds since 1970
         seconds = seconds / 1000.0
     frac = np.flatnonzero(seconds != np.floor(seconds))
     if frac.size:
         i = int(frac[0])
         raise DataError(
-            f"{path}: asset {asset}: row {first_row + i}: timestamp={seconds[i]!r}: expected whole seconds"
+            f"{path}: asset {asset}: row {int(rows[i])}: timestamp={seconds[i]!r}: expected whole seconds"
         )
     return seconds.astype(np.int64)
 
@@ -84,7 +84,18 @@ def _epoch_seconds(parsed: pd.Series) -> np.ndarray:
     return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64)
 
 
-def _raw_from_frame(frame: pd.DataFrame, path: Path, asset: str, interval_s: int, first_row: int) -> RawBars:
+def raw_from_frame(
+    frame: pd.DataFrame, path: Path | str, asset: str, interval_s: int, rows: np.ndarray | int
+) -> RawBars:
+    """One asset's bars from a frame with timestamp, OHLCV[, trades] columns (not yet validated).
+
+    ``rows`` labels each frame row in messages: the first row's number (consecutive rows
+    follow, as in a file) or one number per row. Timestamps may be Unix seconds or
+    milliseconds, datetimes (naive = UTC) or ISO strings.
+    """
+    if isinstance(rows, int | np.integer):
+        rows = np.arange(int(rows), int(rows) + len(frame), dtype=np.int64)
+    rows = np.asarray(rows, dtype=np.int64)
     ts_col = frame["timestamp"]
     textual = not pd.api.types.is_numeric_dtype(ts_col) and not pd.api.types.is_datetime64_any_dtype(ts_col)
     if textual and not pd.to_numeric(ts_col, errors="coerce").notna().all():
@@ -92,7 +103,7 @@ def _raw_from_frame(frame: pd.DataFrame, path: Path, asset: str, interval_s: int
         if parsed.isna().any():
             i = int(np.flatnonzero(parsed.isna().to_numpy())[0])
             raise DataError(
-                f"{path}: asset {asset}: row {first_row + i}: timestamp={ts_col.iloc[i]!r}: "
+                f"{path}: asset {asset}: row {int(rows[i])}: timestamp={ts_col.iloc[i]!r}: "
                 "expected Unix seconds or an ISO date"
             )
         seconds = _epoch_seconds(parsed)
@@ -103,22 +114,21 @@ def _raw_from_frame(frame: pd.DataFrame, path: Path, asset: str, interval_s: int
         frame = frame.drop(columns="timestamp")
     else:
         seconds = None
-    num = _numeric(frame, path, asset, first_row)
+    num = _numeric(frame, path, asset, rows)
     if seconds is None:
         seconds = num["timestamp"].to_numpy()
-    n = len(num)
     return RawBars(
         asset=asset,
         path=str(path),
         interval_s=interval_s,
-        timestamps=_timestamps(seconds, path, asset, first_row),
+        timestamps=_timestamps(seconds, path, asset, rows),
         open=num["open"].to_numpy(),
         high=num["high"].to_numpy(),
         low=num["low"].to_numpy(),
         close=num["close"].to_numpy(),
         volume=num["volume"].to_numpy(),
         trades=num["trades"].to_numpy() if "trades" in num else None,
-        rows=np.arange(first_row, first_row + n, dtype=np.int64),
+        rows=rows,
     )
 
 
@@ -175,7 +185,7 @@ def read_kraken_file(path: str | Path, asset: str | None = None) -> RawBars:
             f"got {frame.shape[1]}"
         )
     frame.columns = list(KRAKEN_COLUMNS)
-    raw = _raw_from_frame(frame, path, asset, minutes * 60, first_row=1)
+    raw = raw_from_frame(frame, path, asset, minutes * 60, rows=1)
     raw = validate_raw(raw)
     return resample_to_hourly(raw)
 
@@ -261,7 +271,7 @@ def read_table_file(path: str | Path, asset: str | None = None) -> RawBars:
     cols = [*HEADER_REQUIRED, *(["trades"] if "trades" in frame.columns else [])]
     frame = frame[cols]
     step = _infer_interval(path)
-    raw = _raw_from_frame(frame, path, asset, step, first_row)
+    raw = raw_from_frame(frame, path, asset, step, first_row)
     raw = validate_raw(raw)
     return resample_to_hourly(raw)
 

@@ -15,12 +15,16 @@ Conventions (contract 1 of the architecture):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from envs.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HOUR = 3600
 
@@ -65,6 +69,26 @@ class MarketData:
 
     def __post_init__(self) -> None:
         self.validate_shapes()
+
+    @classmethod
+    def from_frame(
+        cls,
+        df: pd.DataFrame,
+        *,
+        layout: str = "auto",
+        quote: str = "USD",
+        gap_policy: str = "mark",
+        pairs: Mapping[str, PairInfo] | None = None,
+        interval: int = 60,
+        source: str = "frame",
+    ) -> MarketData:
+        """A validated market from a DataFrame, long (timestamp, asset, OHLCV) or wide
+        (MultiIndex columns); the loaders' checks and gap policy apply (`envs.data.frames`)."""
+        from envs.data.frames import market_from_frame
+
+        return market_from_frame(
+            df, layout=layout, quote=quote, gap_policy=gap_policy, pairs=pairs, interval=interval, source=source
+        )
 
     # ----------------------------------------------------------------- basics
     @property

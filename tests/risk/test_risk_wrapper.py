@@ -137,10 +137,8 @@ def test_ladder_walks_down_and_halt_flattens_and_terminates() -> None:
     assert any(iv["rule"] == "halt" for iv in info["risk"]["interventions"])
 
 
-@pytest.mark.parametrize(
-    "bad", [np.array([np.nan, 1, 1, 0]), np.array([np.inf, 0, 0, 0]), np.ones(3), np.ones((2, 4)), "x"]
-)
-def test_malformed_actions_hold_without_exception(bad: Any) -> None:
+@pytest.mark.parametrize("bad", [np.array([np.nan, 1, 1, 0]), np.array([np.inf, 0, 0, 0])])
+def test_nan_or_inf_actions_hold_without_exception(bad: Any) -> None:
     env = RiskWrapper(FakeEnv(crash_market(drop=0.0)), LIM)
     env.reset()
     env.step(FULL)
@@ -150,6 +148,18 @@ def test_malformed_actions_hold_without_exception(bad: Any) -> None:
     assert first["rule"] == "sanitise" and "held current weights" in first["detail"]
     np.testing.assert_allclose(info["risk"]["executed"], before)
     np.testing.assert_allclose(info["weights"], before, atol=1e-12)  # flat prices: no trade, same weights
+
+
+@pytest.mark.parametrize(
+    ("bad", "got"), [(np.ones(3), "got shape (3,)"), (np.ones((2, 4)), "got shape (2, 4)"), ("x", "non-numeric str")]
+)
+def test_wrong_shaped_or_non_numeric_actions_are_programming_errors(bad: Any, got: str) -> None:
+    env = RiskWrapper(FakeEnv(crash_market(drop=0.0)), LIM)
+    env.reset()
+    with pytest.raises(ValueError, match=r"expected .*shape \(4,\)") as err:
+        env.step(bad)
+    assert got in str(err.value)
+    assert env.unwrapped.received == []  # nothing reached the env
 
 
 def test_out_of_bounds_action_is_clipped_with_a_reason() -> None:
