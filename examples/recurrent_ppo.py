@@ -8,7 +8,7 @@ policy did and saw before that (e.g. regime persistence). Two things differ from
   cleared exactly when a new episode (a new account) begins.
 
 The env is risk-wrapped with the ``spec_b`` profile (total exposure at most 20% of equity).
-Install: ``pip install sb3-contrib`` (keep ``torch==2.13.0``: ``pip install -c constraints.txt``).
+Install: ``pip install -c constraints.txt sb3-contrib`` (the constraint keeps ``torch==2.13.0``).
 
 Run: ``python examples/recurrent_ppo.py [--steps 10000]``. The last line is ``RESULT {...}`` (JSON).
 """

@@ -2,7 +2,7 @@
 
 What this shows, in the order a research run needs it:
 
-1. build the env by its registered id (no package import needed for the id) and put the
+1. build the env by its registered id (``import krakenrl`` registers it) and put the
    hard-coded risk layer around it (`RiskWrapper(env, "spec_a")`: max 10 positions,
    drawdown ladder, kill switch, cost gate; it is always the outermost wrapper);
 2. normalise observations and rewards with `VecNormalize` (running statistics);

@@ -3,8 +3,9 @@
 TorchRL builds the env by its Gymnasium id. The observation is a ``Dict`` (``features``:
 24 x N x 5 window, ``portfolio``: N + 3), which TorchRL exposes as two entries of the
 tensordict; two transforms flatten the window and concatenate both into one
-``observation`` vector for the MLPs. ``info["fees"]`` (USD paid in the step) is read
-into the tensordict with an info-dict reader, so fees are part of the collected data.
+``observation`` vector for the MLPs. ``info["fees"]`` (USD paid in the step) and
+``info["equity"]`` are copied into the tensordict by a small info reader
+(`ScalarInfoReader`), so fees are part of the collected data.
 
 The loop is TorchRL's standard PPO: a ``Collector`` gathers ``--frames-per-batch``
 steps with the current policy, ``GAE`` computes advantages, and ``ClipPPOLoss`` is
