@@ -4,17 +4,18 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-slow lint typecheck bench clean
+.PHONY: setup run test test-slow lint typecheck docs bench clean
 
 setup: $(STAMP)
 
 # torch is pinned and installed first so that the local CPU build is taken
-# (any other spec pulls several GB of CUDA packages).
-$(STAMP): pyproject.toml
+# (any other spec pulls several GB of CUDA packages); every install passes the
+# constraints file (torch==2.13.0) so that no later package can replace it.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -22,19 +23,23 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
-	$(MAKE) lint typecheck
+	$(MAKE) lint typecheck docs
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check envs risk predictors agents scripts tests krakenrl
+	$(VENV)/bin/ruff check envs risk predictors agents scripts tests examples krakenrl
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy envs risk krakenrl
+
+# the documentation site; --strict turns every warning into an error
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d site
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) outputs mlruns .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) outputs mlruns site .pytest_cache .mypy_cache .ruff_cache

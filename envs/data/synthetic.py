@@ -225,7 +225,8 @@ def generate_synthetic_market(
             mean of the last ``edge_horizon`` signals).
         regime_persistence: multiplies every regime's expected duration.
         tail_dof: Student-t degrees of freedom of the shocks (> 2; lower = fatter tails).
-        garch_alpha, garch_beta: GARCH(1,1) reaction and persistence (sum < 1).
+        garch_alpha: GARCH(1,1) reaction to the last shock (``garch_alpha + garch_beta < 1``).
+        garch_beta: GARCH(1,1) persistence of the variance.
     """
     assets = tuple(str(a) for a in assets)
     _check_args(assets, n_bars, edge_horizon, regime_persistence, tail_dof, garch_alpha, garch_beta,
