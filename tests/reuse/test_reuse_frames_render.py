@@ -117,7 +117,7 @@ def test_render_collection_wrapper_collects_frames() -> None:
 
 
 def test_record_video_writes_a_file(tmp_path: Path) -> None:
-    pytest.importorskip("moviepy", reason="moviepy 2.2 needs pillow<12; not installed in this venv")
+    """gymnasium's RecordVideo (moviepy 1.x, in the examples extra) records an episode as mp4."""
     from gymnasium.wrappers import RecordVideo
 
     env = RecordVideo(gym.make("KrakenSpot-v0", episode_hours=6, render_mode="rgb_array"), str(tmp_path),
