@@ -5,10 +5,11 @@ trading: it needs only a `PortfolioSnapshot` and the market history up to the sn
 bar. Indicators (ATR, trailing spread and volatility) are precomputed once per market;
 correlation clusters are computed on their schedule and cached.
 
-Rule order (deterministic; rules 3-12 only lower weights, so a later rule never undoes an
-earlier limit, and the cost gate keeps a current weight only where that breaks nothing;
-every rule that changes something is recorded with the assets and the total absolute
-weight change):
+Rule order (deterministic; rules 3-13 only lower tradable weights, so a later rule never
+undoes an earlier limit; rule 2 and the dust lock of rule 13 set weights the env cannot
+change to what they are, and the cost gate keeps a current weight only where that breaks
+nothing; every rule that changes something is recorded with the assets and the total
+absolute weight change):
 
  1. ``sanitise``: a proposal of the wrong shape, not numeric, or with NaN/inf is not
     executed: the current weights are held instead (RISK-6). Negative weights are clipped
@@ -18,7 +19,7 @@ weight change):
     *locked* weights are givens that every later rule fits around: caps count them, and
     only tradable assets are cut (to zero when the locked weights alone fill a cap). A
     locked weight above a cap is reported, not pretended away.
- 3. ``halt`` (ladder level 3, latched): target all cash (locked weights stay); rules 4-13
+ 3. ``halt`` (ladder level 3, latched): target all cash (locked weights stay); rules 4-14
     are skipped.
  4. ``max_positions``: keep the ``max_positions`` largest proposals (ties: lower index),
     locked positions counted first. Ranking the proposal itself (the policy's intent)
@@ -66,8 +67,7 @@ only where no tradable weight is left in that cap); it is idempotent for a fixed
 snapshot; no asset ends above ``max(proposal_i, current_i)``, and with the cost gate off
 no tradable asset ends above its (sanitised) proposal (the current weights when the
 proposal was held); with the cost gate off, tightening any limit never raises total
-exposure. It does
-not hold per asset: scaling a cluster down proportionally gives an asset more room when a
+exposure. It does not hold per asset: scaling a cluster down proportionally gives an asset more room when a
 tighter cap shrinks its neighbour (0.3/0.3 in a 0.4 cluster -> 0.2/0.2, but 0.3/0.1 ->
 0.3/0.1), which every closest-point projection onto a sum cap shares.
 """
