@@ -270,6 +270,8 @@ def run_tests(
         if m:
             killer, message = m.group(2), (m.group(3) or "")[:300]
             break
+    if not message:  # the first assertion line of the traceback
+        message = next((ln[1:].strip()[:300] for ln in out.splitlines() if ln.startswith("E ")), "")
     if not killer:
         killer = f"pytest exit code {rc}" + (" (crash)" if rc < 0 else "")
         message = out.strip().splitlines()[-1][:300] if out.strip() else ""
