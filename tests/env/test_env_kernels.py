@@ -53,6 +53,7 @@ def fills_of(out, row: int, assets: tuple[str, ...]) -> list[tuple]:
     return rows
 
 
+@pytest.mark.equivalence
 @settings(derandomize=True, max_examples=120, deadline=None)
 @given(scenario)
 def test_single_env_kernel_equals_the_numpy_formulation_bit_for_bit(s):
@@ -84,6 +85,7 @@ def test_single_env_kernel_equals_the_numpy_formulation_bit_for_bit(s):
             break
 
 
+@pytest.mark.equivalence
 @settings(derandomize=True, max_examples=40, deadline=None)
 @given(scenario)
 def test_vector_kernel_equals_the_numpy_formulation_with_mixed_hold_rows(s):
@@ -115,6 +117,7 @@ def test_vector_kernel_equals_the_numpy_formulation_with_mixed_hold_rows(s):
             break  # the next step autoresets those rows; the numpy stepper has no autoreset
 
 
+@pytest.mark.equivalence
 @pytest.mark.parametrize("n", [*range(0, 40), 127, 128, 129, 200, 256, 257, 1000, 1031, 4099])
 def test_pairwise_sum_is_numpys_sum_exactly(n):
     rng = np.random.default_rng(n)

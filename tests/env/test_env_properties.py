@@ -8,6 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -83,6 +84,7 @@ def test_doing_nothing_pays_nothing(s):
             break
 
 
+@pytest.mark.equivalence
 @settings(derandomize=True, max_examples=40, deadline=None)
 @given(scenario)
 def test_float_ledger_matches_the_exact_decimal_reference(s):

@@ -79,6 +79,7 @@ def test_same_seed_and_actions_give_identical_info_histories():
     assert not same(a[0][1], c[0][1])  # another seed starts elsewhere
 
 
+@pytest.mark.equivalence
 def test_vector_env_matches_single_envs_bit_for_bit_across_autoresets():
     market = make_tiny_market(n_bars=N_BARS, assets=("BTC", "ETH", "SOL"), seed=3, vol=0.02)
     cfg = EnvConfig(window=5, episode_hours=12, reward="drawdown_penalised", fee_model="kraken_tiers")

@@ -13,6 +13,7 @@ from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -410,6 +411,7 @@ def _same_decision(fast: RiskDecision, ref: RiskDecision) -> None:
     assert repr(fast.to_info()) == repr(ref.to_info())
 
 
+@pytest.mark.equivalence
 @PROPS
 @given(case_st(with_costs=True), st.sampled_from(PERTURBATIONS))
 def test_kernel_gives_the_numpy_reference_decision_bit_for_bit(case, how: str) -> None:
@@ -436,6 +438,7 @@ def _decide_both(fast: RiskProjector, ref: RiskProjector, snap: PortfolioSnapsho
     return ref_d
 
 
+@pytest.mark.equivalence
 def test_pairwise_sum_is_numpys_sum() -> None:
     from risk.kernels import pwsum
 
@@ -446,6 +449,7 @@ def test_pairwise_sum_is_numpys_sum() -> None:
             assert pwsum(a) == a.sum(), n
 
 
+@pytest.mark.equivalence
 @settings(max_examples=300, derandomize=True, deadline=None)
 @given(
     st.lists(
@@ -466,6 +470,7 @@ def test_clip_action_matches_numpy(values: list[float]) -> None:
     assert amount == (float(np.abs(a - clipped).sum()) if np.any(np.abs(a) > 1.0) else 0.0)
 
 
+@pytest.mark.equivalence
 @settings(max_examples=EXAMPLES, derandomize=True, deadline=None)
 @given(
     st.lists(st.floats(0, 1), min_size=1, max_size=14),
