@@ -72,7 +72,7 @@ def as_returns(returns: Any, name: str = "returns", *, allow_empty: bool = False
     below = arr < -1.0
     if below.any():
         first = int(np.argmax(below))
-        raise ValueError(f"{name}: expected simple returns >= -1, got {arr[first]!r} at index {first}")
+        raise ValueError(f"{name}: expected simple returns >= -1, got {float(arr[first])!r} at index {first}")
     return arr
 
 
