@@ -432,7 +432,7 @@ class RuleStrategy(BaselinePolicy):
                 a = float(self._atr[t, i])
                 self._positions[i] = _Position(t, float(close[i]), float(close[i] - self.stop_loss_atr * a),
                                                float(close[i] + self.take_profit_atr * a))
-                self.events.append(RuleEvent(t, self.assets[i], "entry", float(close[i]), target[i]))
+                self.events.append(RuleEvent(t, self.assets[i], "entry", float(close[i]), float(target[i])))
             changed = True
         return weights_action(target) if changed else keep_action(self.n_assets)
 
