@@ -454,7 +454,8 @@ def summary(
 ) -> dict[str, Any]:
     """One strategy's row of ``metrics.json``: snake_case metric name -> value.
 
-    Ratios (``sharpe``, ``sortino``, ``sharpe_ci_low/high``) are annualised with
+    Every value is a number. Ratios (``sharpe``, ``sortino``, ``sharpe_ci_low/high``: a
+    stationary-bootstrap interval, `block_bootstrap_sharpe_ci`) are annualised with
     ``periods_per_year``; ``sharpe_per_period`` is the raw one that ``probabilistic_sharpe``
     and ``deflated_sharpe`` use. ``turnover`` is the total over the period in multiples
     of equity, ``turnover_annualised`` the yearly rate; ``fees_paid`` and ``slippage_paid``
@@ -495,7 +496,8 @@ def summary(
         "sharpe_ci_low": ci.low,
         "sharpe_ci_high": ci.high,
         "sharpe_ci_alpha": float(alpha),
-        "bootstrap": f"stationary (Politis-Romano), mean block {block:g} periods, {n_boot} resamples",
+        "sharpe_ci_block": float(block),  # mean block length of the stationary bootstrap (periods)
+        "sharpe_ci_n_boot": int(n_boot),
         "probabilistic_sharpe": psr,
         "deflated_sharpe": dsr,
         "n_trials": max(n_trials, 1),

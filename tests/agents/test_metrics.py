@@ -413,6 +413,7 @@ def test_summary_names_units_and_json():
                 "deflated_sharpe", "risk_asset_cap", "risk_cost_gate"):
         assert key in s, key
     assert all(k == k.lower() and " " not in k for k in s)
+    assert all(isinstance(v, int | float) for v in s.values())  # a table of numbers
     assert s["sharpe"] == pytest.approx(M.sharpe_ratio(r, PPY))
     assert s["sharpe_per_period"] == pytest.approx(M.sharpe_ratio(r))
     sr, n, skew, kurt = M.return_moments(r)
