@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check envs risk predictors agents scripts tests examples krakenrl
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy envs risk krakenrl
+	$(VENV)/bin/mypy envs risk krakenrl agents
 
 # the documentation site; --strict turns every warning into an error
 docs: $(STAMP)
