@@ -15,6 +15,7 @@ Both take the same ``market``, ``config`` and keyword overrides, so code moves b
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -86,10 +87,12 @@ def resolve_market(market: Any) -> MarketData:
             raise ConfigError(
                 f"market: a loader mapping needs a 'loader' key ({list(LOADERS)}), got keys {sorted(args)}"
             )
-        try:
-            return _loader(str(name))(**args)
+        load = _loader(str(name))
+        try:  # check the arguments first, so that a TypeError inside the loader is not misreported
+            inspect.signature(load).bind(**args)
         except TypeError as exc:
             raise ConfigError(f"market: bad arguments for loader {name!r}: {exc}") from exc
+        return load(**args)
     kind = "a path" if isinstance(market, str | Path) else f"a {type(market).__name__}"
     shown = repr(market)
     shown = shown if len(shown) <= 80 else shown[:77] + "..."

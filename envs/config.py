@@ -63,7 +63,9 @@ class EnvConfig:
     # --- slippage and liquidity
     # where the bid-ask spread comes from (envs.data.spreads): auto = the market's spread column, else the
     # per-pair quoted table (kraken_spreads.json, >= one tick), else the Abdi-Ranaldo estimate (logged
-    # fallback) | column | table | abdi_ranaldo | corwin_schultz
+    # fallback) | column | table | abdi_ranaldo | corwin_schultz. The table's values are recent
+    # (2025-2026) quotes applied as constants to all history: spreads of liquid pairs were wider in
+    # earlier years, so "table" understates old costs; use an estimator or a column for old periods
     spread_source: str = "auto"
     # minimum relative (full) spread: 1e-6 = 0.01 bp, one 0.10 USD tick of BTC/USD at 100,000 USD. It is
     # below every quoted spread in the table (BTC/USD's measured mean 0.086 bp), so it never hides a

@@ -40,6 +40,7 @@ class CostInputs:
     max_slippage: float
     signal: str | None = None  # name of the signal channel read, None if none
     lots: np.ndarray | None = None  # (3, N): lot scale, ordermin, costmin; None = no minimums
+    min_order_fraction: float = 0.0  # the env sends no order for weight changes up to this
 
     def lot_table(self) -> np.ndarray:
         """(3, N) lot rules for the kernel; without rules: infinite scale, no minimums."""
@@ -53,7 +54,7 @@ class CostInputs:
         return self.signal is not None
 
     def params(self) -> np.ndarray:
-        return np.array([self.fee, self.impact_k, self.max_slippage], dtype=np.float64)
+        return np.array([self.fee, self.impact_k, self.max_slippage, self.min_order_fraction], dtype=np.float64)
 
     @classmethod
     def none(cls, n_bars: int, n_assets: int) -> CostInputs:
@@ -75,6 +76,7 @@ class CostInputs:
         exp_return: np.ndarray | None = None,
         signal: str | None = None,
         lots: np.ndarray | None = None,
+        min_order_fraction: float = 0.0,
     ) -> CostInputs:
         t, n = half_spread.shape
         pack = np.empty((t, 4, n))
@@ -85,7 +87,7 @@ class CostInputs:
         pack.flags.writeable = False
         sig = signal if exp_return is not None else None
         table = None if lots is None else np.ascontiguousarray(lots, dtype=np.float64)
-        return cls(pack, float(fee), float(impact_k), float(max_slippage), sig, table)
+        return cls(pack, float(fee), float(impact_k), float(max_slippage), sig, table, float(min_order_fraction))
 
 
 def signal_channel(names: Sequence[str], horizon: int) -> int | None:
@@ -123,7 +125,7 @@ def cost_inputs_from_env(base: Any, horizon: int) -> CostInputs:
     lots = np.stack([rules.scale, rules.ordermin, rules.costmin])
     return CostInputs.build(
         arrays.half_spread, arrays.sigma, arrays.dollar_volume, fee, cfg.impact_k, cfg.max_slippage, exp_return, name,
-        lots,
+        lots, cfg.min_order_fraction,
     )
 
 

@@ -1,6 +1,6 @@
 """Numba kernels of the projection's per-step fast path (`RiskProjector.project`).
 
-`project_row` runs rules 1-14 of `risk.projection` for one snapshot on plain arrays and
+`project_row` runs rules 1-15 of `risk.projection` for one snapshot on plain arrays and
 writes the current and executed weights, the assets each rule changed and the amount.
 It is a transcription of the numpy reference (`RiskProjector.project_reference`) that
 keeps the reference's floating-point operations *in the same order*: sums use numpy's
@@ -39,7 +39,7 @@ F_HELD = 2  # holding the asset is a data-integrity failure (NaN close, stale): 
 # cost-gate inputs: a (4, N) row of `risk.cost_gate.CostInputs.pack` and (fee, impact_k, max_slippage)
 C_RETURN, C_HALF, C_SIGMA, C_DVOL = 0, 1, 2, 3
 
-# status bits of `project_row`'s return value (bits 0..13: rule r changed something)
+# status bits of `project_row`'s return value (bits 0..14: rule r changed something)
 S_INTEGRITY = 1 << 16  # the snapshot's weights were not finite
 S_TRIGGER = 1 << 17  # a held asset's integrity trigger fires
 S_NONFINITE = 1 << 20  # proposal had NaN/inf: current weights held
@@ -461,7 +461,8 @@ def project_row(
     ``ks_base`` (kill switch engaged before this bar's held-asset triggers: already
     engaged, market-wide stress or exchange down at t, or a snapshot-level integrity
     failure found by the caller), ``sched`` (level-2 reduce-only hour), and the cost gate's
-    ``costs`` (4, N) row of bar t, ``cp`` (fee, impact_k, max_slippage) and ``equity``; the
+    ``costs`` (4, N) row of bar t, ``cp`` (fee, impact_k, max_slippage, min_order_fraction)
+    and ``equity``; the
     snapshot's ``prices`` and the pairs' ``lots`` (3, N: scale, ordermin, costmin).
     Outputs: ``out[0]`` the sanitised current weights, ``out[1]`` the executed target,
     ``changed[r]``/``amounts[r]`` per rule r that changed something, ``mask[1]`` the held
@@ -631,23 +632,19 @@ def project_row(
             if locked[i]:
                 continue
             p = prices[i]
-            value = (_mx(lots[1, i], lots[2, i] / p) + 2.0 / lots[0, i]) * p / equity
+            value = _mx((_mx(lots[1, i], lots[2, i] / p) + 2.0 / lots[0, i]) * p / equity, 2.0 * cp[3])
             d = w[i] - cur[i]
             if d > 0.0 and d < value:
                 w[i] = cur[i]
-            elif d < 0.0 and -d < value:
-                w[i] = _mx(cur[i] - value, 0.0)
+            elif d < 0.0:
+                x = cur[i] - value if -d < value else w[i]
+                w[i] = 0.0 if x < value else x  # never leave a remainder too small to sell
         status |= _record(R_MIN_ORDER, before, w, changed, amounts, tmp)
-        has_signal = False
-        for i in range(n):
-            if np.isfinite(costs[C_RETURN, i]):
-                has_signal = True
-        if lim[L_BAND] > 0.0 or has_signal:  # 14. cost gate
-            for i in range(n):
-                before[i] = w[i]
-            _cost_gate(w, cur, locked, blocked, vol, labels, lim, level, no_increase, costs, cp, equity, kept,
-                       sums, fsums, tmp, mask[0])
-            status |= _record(R_COST, before, w, changed, amounts, tmp)
+        for i in range(n):  # 14. cost gate
+            before[i] = w[i]
+        _cost_gate(w, cur, locked, blocked, vol, labels, lim, level, no_increase, costs, cp, equity, kept,
+                   sums, fsums, tmp, mask[0])
+        status |= _record(R_COST, before, w, changed, amounts, tmp)
     # 15. final check; a failure is handled by the reference path (it records the fallback)
     if violates(w, cur, locked, blocked, vol, labels, lim, level, no_increase, sums, fsums, tmp):
         return FALLBACK

@@ -6,11 +6,14 @@ conditions do not depend on what the account holds):
 - ``spread_anomaly``: relative spread of bar t > ``spread_multiple`` x the median of the
   previous ``spread_window`` bars (floored at ``spread_floor``). The market's spread
   column is used when present, else a Corwin-Schultz estimate (trailing
-  ``spread_estimate_window`` bars; on 2019-2022 Kraken hourly data the defaults fire on
-  about 4 days a year, e.g. 2020-03-12/13).
+  ``spread_estimate_window`` bars; zero-range bars count as missing). The trigger needs a
+  spread that moves bar by bar, so it does not use the env's constant quoted table; its
+  firing rate on hourly estimates was measured before zero-range bars became missing
+  (about 4 days a year on 2019-2022 Kraken data) and is not re-measured.
 - ``volatility_spike``: |log return of bar t| > ``vol_multiple`` x the standard deviation
   of the previous ``vol_window`` returns.
-- ``data_integrity``: the asset has a NaN close at t while tradable or held, the snapshot
+- ``data_integrity``: the asset has a NaN close at t while tradable (blocks it) or held
+  (engages the switch), the snapshot
   is not finite or not aligned with the market, a held asset has had no real bar for more
   than ``max_stale_hours`` hours, or |log return| > ``max_price_jump``.
 - ``exchange_down``: at least ``exchange_down_share`` of the listed pairs (two or more) have

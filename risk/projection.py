@@ -6,8 +6,8 @@ bar. Indicators (ATR, trailing spread and volatility) are precomputed once per m
 correlation clusters are computed on their schedule and cached.
 
 Rule order (deterministic; rules 3-13 only lower tradable weights, so a later rule never
-undoes an earlier limit; rule 2 and the dust lock of rule 13 set weights the env cannot
-change to what they are, and the cost gate keeps a current weight only where that breaks
+undoes an earlier limit; rule 2 sets the weights the env cannot change (no bar, or dust too
+small to sell) to what they are, and the cost gate keeps a current weight only where that breaks
 nothing; every rule that changes something is recorded with the assets and the total
 absolute weight change):
 
@@ -43,8 +43,10 @@ absolute weight change):
 13. ``order_minimum``: a change the exchange would reject as smaller than the pair's
     minimum order (``ordermin``, ``costmin``; `risk.cost_gate.CostInputs.lots`) is not
     pretended: a buy below it keeps the current weight, a sale below it is enlarged to the
-    minimum sale (or to the whole position), so that what executes obeys the caps. Positions
-    too small to sell at all (dust) are locked like assets without a bar (rule 2).
+    minimum sale, and a sale that would leave less than one sellable order sells the whole
+    position, so that what executes obeys the caps and no dust is created. Positions already
+    too small to sell (dust) are locked like assets without a bar (rule 2). The env's
+    ``min_order_fraction`` counts as a minimum too (it sends no order below it).
 14. ``cost_gate``: a change that does not beat its cost is not made (`risk.cost_gate`):
     with an expected-return signal, the change's expected gain against its round-trip
     cost (fees + half-spread + impact); without one, changes smaller than
@@ -385,7 +387,7 @@ class RiskProjector:
         labels = self.clusters.labels(t)
         blocked = self.signals.blocked(t) & ~locked
         if locked.any():
-            w = self._rule(ivs, "untradable", w, np.where(locked, current, w), "no bar: weight kept as held")
+            w = self._rule(ivs, "untradable", w, np.where(locked, current, w), _LOCKED)
         if level == 3:
             w = self._rule(ivs, "halt", w, np.where(locked, w, 0.0), "drawdown halt: all cash")
         else:
@@ -405,11 +407,11 @@ class RiskProjector:
             w = self._rule(ivs, "cluster_cap", w, _cap_groups(w, labels, lim.max_cluster_weight, locked), "")
             w = self._rule(ivs, "exposure_cap", w, _cap_total(w, self._exposure_cap(level), locked), "")
             if prices.shape == (n,):
-                sized = _order_minimum(w, current, ~locked, self._lots, prices, float(snapshot.equity))
+                sized = _order_minimum(w, current, ~locked, self._lots, prices, float(snapshot.equity),
+                                       float(self._cost_params[3]))
                 w = self._rule(ivs, "order_minimum", w, sized, _MIN_ORDER)
-            if lim.no_trade_band > 0 or self.costs.has_signal:
-                gated = self._cost_gate(w, current, t, level, labels, ks, snapshot, locked, blocked)
-                w = self._rule(ivs, "cost_gate", w, gated, "")
+            gated = self._cost_gate(w, current, t, level, labels, ks, snapshot, locked, blocked)
+            w = self._rule(ivs, "cost_gate", w, gated, "")
 
         problem = self.violation(w, current, t, level, labels, ks, int(snapshot.timestamp), tradable, blocked)
         if problem:
@@ -584,27 +586,39 @@ class RiskProjector:
 
 _F64, _BOOL = np.dtype(np.float64), np.dtype(np.bool_)
 _BLOCK = "market trigger on the asset: no entry"
+_LOCKED = "no bar, or a position below the pair minimum: weight kept as held"
 _MIN_ORDER = "below the pair's minimum order: buy dropped, sale enlarged to the minimum"
 _DETAILS = {
     K.R_HALT: "drawdown halt: all cash",
     K.R_SCHED: "reduce-only between rebalances",
-    K.R_UNTRADABLE: "no bar: weight kept as held",
+    K.R_UNTRADABLE: _LOCKED,
     K.R_BLOCK: _BLOCK,
     K.R_MIN_ORDER: _MIN_ORDER,
 }
 
 
 def _order_minimum(
-    w: np.ndarray, current: np.ndarray, free: np.ndarray, lots: np.ndarray, prices: np.ndarray, equity: float
+    w: np.ndarray,
+    current: np.ndarray,
+    free: np.ndarray,
+    lots: np.ndarray,
+    prices: np.ndarray,
+    equity: float,
+    min_fraction: float,
 ) -> np.ndarray:
-    """Rule 14: no buy below the pair's minimum order; a sale below it is enlarged to it."""
+    """Rule 13: no buy below the pair's minimum order; a sale below it is enlarged to it, and a
+    sale that would leave less than one sellable order sells the whole position (no dust).
+
+    The minimum is the larger of the pair's (ordermin, costmin, two lots of margin for the
+    env's floor) and twice the env's ``min_order_fraction`` (changes it does not send).
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
-        value = min_order_units(lots, prices) * prices / equity  # the minimum order, as a weight
+        value = np.maximum(min_order_units(lots, prices) * prices / equity, 2.0 * min_fraction)
     d = w - current
-    small_buy = free & (d > 0.0) & (d < value)
-    small_sell = free & (d < 0.0) & (-d < value)
-    out = np.where(small_buy, current, w)
-    return np.where(small_sell, np.maximum(current - value, 0.0), out)
+    sell = free & (d < 0.0)
+    x = np.where(sell & (-d < value), current - value, w)
+    x = np.where(sell & (x < value), 0.0, x)
+    return np.where(free & (d > 0.0) & (d < value), current, x)
 
 
 def _sanitise_detail(code: int) -> str:

@@ -77,7 +77,7 @@ def action_to_proposal(base: Any, action: Any, current: np.ndarray) -> tuple[np.
     return np.asarray(base.action_to_weights(a), dtype=np.float64), note
 
 
-def realised_weights(before: Any, after: Any) -> np.ndarray:
+def realised_weights(before: Any, units: np.ndarray) -> np.ndarray:
     """Weights the step's fills produced, in the units of the target weights decided at ``before``.
 
     ``units after the fills x prices at the decision / equity at the decision``: it compares
@@ -86,7 +86,15 @@ def realised_weights(before: Any, after: Any) -> np.ndarray:
     eq = float(before.equity)
     if not eq > 0:
         return np.zeros_like(np.asarray(before.weights, dtype=np.float64))
-    return np.asarray(after.units, dtype=np.float64) * np.asarray(before.prices, dtype=np.float64) / eq
+    return np.asarray(units, dtype=np.float64) * np.asarray(before.prices, dtype=np.float64) / eq
+
+
+def units_after(base: Any, row: int | None = None) -> np.ndarray:
+    """The account's units now: read from a KrakenSpot ledger directly (cheap), else a snapshot."""
+    core = getattr(base, "core", None)
+    if core is not None:
+        return core.ledger.units[0 if row is None else row]
+    return np.asarray((base.snapshot() if row is None else base.snapshot(row)).units)
 
 
 def _info(decision: RiskDecision, pre: Intervention | None, action: Any) -> dict[str, Any]:
@@ -159,7 +167,7 @@ class RiskWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         base = self.env.unwrapped
         obs, reward, terminated, truncated, info = self.env.step(base.weights_to_action(decision.target))  # type: ignore[attr-defined]
         info["risk"] = _info(decision, pre, action)
-        realised = realised_weights(before, base.snapshot())  # type: ignore[attr-defined]
+        realised = realised_weights(before, units_after(base))
         info["risk"]["realised"] = realised
         info["risk"]["shortfall"] = decision.target - realised
         if decision.halted:
@@ -239,7 +247,7 @@ class RiskVectorWrapper(VectorWrapper):
         obs, rewards, terms, truncs, infos = self.env.step(base.weights_to_action(targets))  # type: ignore[attr-defined]
         for i in range(n):
             if not self._ended[i]:
-                realised = realised_weights(snaps[i], base.snapshot(i))  # type: ignore[attr-defined]
+                realised = realised_weights(snaps[i], units_after(base, i))
                 risk[i]["realised"] = realised
                 risk[i]["shortfall"] = targets[i] - realised
         for j in np.flatnonzero(self._ended):

@@ -316,3 +316,33 @@ def _snap(market: MarketData, t: int, weights: np.ndarray, equity: float = EQUIT
         peak_equity=equity,
         tradable=market.tradable[t].copy(),
     )
+
+
+def test_order_minimum_never_leaves_a_position_too_small_to_sell() -> None:
+    """0.015 units held, minimum order 0.01: selling 10 % is below the minimum, so it is enlarged;
+    selling the minimum would leave 0.005 (unsellable dust), so the whole position goes. A buy
+    below the minimum is dropped. Kernel and numpy reference agree."""
+    from risk.cost_gate import CostInputs, dust
+
+    close = np.tile(np.array([100.0, 50.0]), (60, 1))
+    market = _market(close)
+    lots = np.array([[1e4, 1e4], [0.01, 0.01], [0.0, 0.0]])
+    shape = close.shape
+    # a strongly negative expected return: the sale beats its cost, so the gate lets it through
+    costs = CostInputs.build(np.full(shape, HALF), np.full(shape, SIGMA), np.full(shape, DVOL), FEE, 0.5, 0.05,
+                             np.full(shape, -0.5), "meta_h24_exp_return", lots)
+    lim = replace(SPEC_A, corr_window=48)
+    held = 0.015 * 100.0 / EQUITY  # weight of 0.015 units at 100
+    cases = {  # proposal for asset 0 -> expected target
+        held * 0.9: 0.0,  # small sale: enlarged, and the remainder would be dust -> all sold
+        held + 0.5 * 0.01 * 100.0 / EQUITY: held,  # buy of 0.005 units < 0.01: dropped
+    }
+    for proposal, expected in cases.items():
+        snap = _snap(market, 50, np.array([held, 0.0]))
+        fast = RiskProjector(lim, market, costs).project(snap, np.array([proposal, 0.0]))
+        ref = RiskProjector(lim, market, costs).project_reference(snap, np.array([proposal, 0.0]))
+        assert fast.target.tobytes() == ref.target.tobytes()
+        assert fast.target[0] == pytest.approx(expected, abs=1e-15), (proposal, fast.target, fast.rules)
+        assert "order_minimum" in fast.rules
+        units = fast.target * EQUITY / market.close[50]
+        assert not dust(lots, units, market.close[50]).any()
