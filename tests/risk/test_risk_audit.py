@@ -30,6 +30,7 @@ from envs.errors import ConfigError
 from envs.kraken_spot import KrakenSpotEnv
 from envs.snapshot import PortfolioSnapshot
 from risk import SPEC_A, SPEC_B, KillSwitch, RiskLimits, RiskProjector, RiskWrapper, TriggerHit
+from risk.projection import RiskDecision
 
 
 def _bar(market: MarketData, when: str) -> int:
@@ -316,3 +317,77 @@ def _snap(market: MarketData, t: int, weights: np.ndarray, equity: float = EQUIT
         peak_equity=equity,
         tradable=market.tradable[t].copy(),
     )
+
+
+# ------------------------------------------------------- mutants that survived the after run
+def _ripple(n: int) -> np.ndarray:
+    """60 bars of n pairs moving together (one correlation cluster, tiny ATR: no vol cap binds)."""
+    return np.tile(np.linspace(10.0, 30.0, n), (60, 1)) * (1 + 0.001 * np.sin(np.arange(60))[:, None])
+
+
+def _locked_case(limits: RiskLimits, proposal: np.ndarray) -> np.ndarray:
+    """Three pairs, the first held at 0.2 without a bar at t (locked); the kernel's target,
+    checked against the numpy reference."""
+    close = _ripple(3)
+    tradable = np.ones(close.shape, dtype=bool)
+    tradable[50, 0] = False
+    market = _market(close, tradable=tradable)
+    current = np.array([0.2, 0.0, 0.0])
+    d = RiskProjector(limits, market).project(_snap(market, 50, current), proposal)
+    ref = RiskProjector(limits, market).project_reference(_snap(market, 50, current), proposal)
+    assert d.target.tobytes() == ref.target.tobytes() and d.rules == ref.rules
+    assert "untradable" in d.rules and d.target[0] == 0.2 and "invariant_fallback" not in d.rules
+    return d.target
+
+
+def test_locked_weight_leaves_the_rest_of_the_exposure_cap_to_the_tradable_assets() -> None:
+    """Cap 0.3 with 0.2 frozen: the tradable pairs share the remaining 0.1, not less (they are
+    scaled to the room the locked weight leaves, not to the whole cap and then shrunk)."""
+    lim = replace(SPEC_A, corr_window=48, max_gross_exposure=0.3)
+    target = _locked_case(lim, np.array([0.3, 0.3, 0.3]))
+    np.testing.assert_allclose(target[1:], [0.05, 0.05], rtol=1e-12)
+
+
+def test_locked_member_leaves_the_rest_of_its_cluster_cap_to_the_tradable_members() -> None:
+    lim = replace(SPEC_A, corr_window=48, max_cluster_weight=0.4)
+    target = _locked_case(lim, np.array([0.3, 0.3, 0.3]))
+    np.testing.assert_allclose(target[1:], [0.1, 0.1], rtol=1e-12)
+
+
+def _lot_case(current: float, proposal: float, r: float) -> RiskDecision:
+    """One pair at 100 USD with Kraken-like minimums (ordermin 0.01, costmin 5 USD, 8 lot
+    decimals), an expected return ``r`` that beats any cost, 10 000 USD equity."""
+    from risk.cost_gate import CostInputs
+
+    close = np.tile(np.array([100.0, 50.0]), (60, 1))
+    market = _market(close)
+    er = np.full(close.shape, np.nan)
+    er[:, 0] = r
+    lots = np.array([[1e8, 1e8], [0.01, 0.01], [5.0, 5.0]])
+    costs = CostInputs.build(
+        np.full(close.shape, HALF), np.full(close.shape, SIGMA), np.full(close.shape, DVOL), FEE, 0.5, 0.05,
+        er, "meta_h24_exp_return", lots,
+    )
+    lim = replace(SPEC_A, corr_window=48)
+    snap, prop = _snap(market, 50, np.array([current, 0.0])), np.array([proposal, 0.0])
+    d = RiskProjector(lim, market, costs).project(snap, prop)
+    ref = RiskProjector(lim, market, costs).project_reference(snap, prop)
+    assert d.target.tobytes() == ref.target.tobytes() and d.rules == ref.rules
+    return d
+
+
+MIN_ORDER_WEIGHT = (5.0 / 100.0 + 2e-8) * 100.0 / EQUITY  # costmin / price + two lots, as a weight
+
+
+def test_order_minimum_drops_a_buy_below_it_and_enlarges_a_sale_below_it() -> None:
+    buy = _lot_case(0.0, 0.0003, 0.5)  # 3 USD: below the 5 USD costmin
+    assert buy.target[0] == 0.0 and "order_minimum" in buy.rules
+    assert _lot_case(0.0, 0.0006, 0.5).target[0] == 0.0006  # 6 USD: above it, made
+    sale = _lot_case(0.2, 0.1998, -0.5)  # selling 2 USD: enlarged to the minimum sale
+    assert sale.target[0] == pytest.approx(0.2 - MIN_ORDER_WEIGHT, rel=1e-12) and "order_minimum" in sale.rules
+    assert _lot_case(0.2, 0.1990, -0.5).target[0] == 0.1990  # 10 USD: above it, as proposed
+
+
+def test_dust_position_too_small_to_sell_is_locked() -> None:
+    dust = _lot_case(0.0004, 0.0, -0.5)  # 4 USD held, below the 5 USD costmin: cannot be sold
+    assert dust.target[0] == 0.0004 and "untradable" in dust.rules
