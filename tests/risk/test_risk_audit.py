@@ -391,3 +391,47 @@ def test_order_minimum_drops_a_buy_below_it_and_enlarges_a_sale_below_it() -> No
 def test_dust_position_too_small_to_sell_is_locked() -> None:
     dust = _lot_case(0.0004, 0.0, -0.5)  # 4 USD held, below the 5 USD costmin: cannot be sold
     assert dust.target[0] == 0.0004 and "untradable" in dust.rules
+
+
+def test_one_listed_pair_missing_its_bar_is_not_an_exchange_outage() -> None:
+    """exchange_down needs two or more listed pairs: with the second pair not listed yet (NaN
+    close), the only listed pair lacking a bar is that pair's gap, not the exchange's."""
+    close = np.tile(np.array([10.0, 20.0]), (60, 1))
+    close[:55, 1] = np.nan  # pair 1 listed from bar 55 on
+    tradable = np.isfinite(close)
+    tradable[50, 0] = False  # pair 0 has no bar at t = 50
+    market = _market(close, tradable=tradable)
+    lim = replace(SPEC_A, corr_window=48)
+    d = RiskProjector(lim, market).project(_snap(market, 50, np.zeros(2)), np.zeros(2))
+    assert not d.kill_switch_engaged and d.active_triggers == []
+    both = np.tile(np.array([10.0, 20.0]), (60, 1))
+    two = np.ones(both.shape, dtype=bool)
+    two[50, :] = False  # both listed pairs missing the hour: an outage
+    m2 = _market(both, tradable=two)
+    assert RiskProjector(lim, m2).project(_snap(m2, 50, np.zeros(2)), np.zeros(2)).kill_switch_reasons == [
+        "exchange_down"
+    ]
+
+
+def test_a_gain_exactly_equal_to_the_round_trip_cost_is_not_traded() -> None:
+    """The trade must beat its cost: with cost = 2 x fee exactly (no spread, no impact) and an
+    expected return equal to it, the gain ties the cost and the trade is skipped."""
+    from risk.cost_gate import CostInputs
+
+    close = np.tile(np.array([100.0, 50.0]), (60, 1))
+    market = _market(close)
+    fee = 0.125  # exact in binary: cost = 2 x 0.125 = 0.25 per unit of weight change
+
+    def target(r: float) -> float:
+        er = np.full(close.shape, np.nan)
+        er[:, 0] = r
+        zero = np.zeros(close.shape)
+        costs = CostInputs.build(zero, zero, np.full(close.shape, DVOL), fee, 0.5, 0.05, er, "meta_h24_exp_return")
+        snap, prop = _snap(market, 50, np.zeros(2)), np.array([0.25, 0.0])
+        lim = replace(SPEC_A, corr_window=48)
+        d = RiskProjector(lim, market, costs).project(snap, prop)
+        assert d.target.tobytes() == RiskProjector(lim, market, costs).project_reference(snap, prop).target.tobytes()
+        return float(d.target[0])
+
+    assert target(0.25) == 0.0  # gain 0.0625 == cost 0.0625: not beaten
+    assert target(0.25 + 2**-20) == 0.25  # a hair more: made
