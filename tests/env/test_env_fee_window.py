@@ -119,3 +119,36 @@ def test_equivalence_holds_with_pre_episode_volume_across_more_than_720_steps():
             rates_seen.add(round(mine["fee"] / (mine["qty"] * mine["price"]), 6))
         assert not (terminated or truncated)
     assert rates_seen == {0.0035, 0.004}  # both tiers were paid: the credit expired mid-run
+
+
+def rate_after_round_trip(idle: int) -> list[float]:
+    """No credit before the episode: buy 90 % (~9,000 USD) and sell it back (~18,000 USD
+    traded, tier 1), then ``idle`` do-nothing steps, then a market buy; its fee rate in
+    each twin."""
+    env = env_for(flat_market(), order_type="market", fee_volume_30d=0.0)
+    np_twin, dec_twin = numpy_twin(env), decimal_twin(env)
+    keep = np.zeros(2)
+    for w in (0.9, 0.0):
+        a = env.weights_to_action(np.array([w]))
+        env.step(a)
+        np_twin.step(a[None, :])
+        dec_twin.step(np.array([w]))
+    for _ in range(idle):
+        env.step(keep)
+        np_twin.step(keep[None, :])
+        dec_twin.step(None)
+    buy = env.weights_to_action(np.array([0.5]))
+    _, _, _, _, info = env.step(buy)
+    _, out, *_ = np_twin.step(buy[None, :])
+    (exact,) = dec_twin.step(np.array([0.5]))
+    rates = [f["fee"] / (f["qty"] * f["price"]) for fills in (info["fills"], numpy_fills(out)) for f in fills]
+    return [*rates, float(exact.fee / (exact.qty * exact.price))]
+
+
+@pytest.mark.parametrize(("idle", "taker"), [(600, 0.0035), (720, 0.0040)])
+def test_episode_trades_leave_the_30_day_window_after_720_hours(idle, taker):
+    """The round trip at steps 0 and 1 is in the window at step 602 (tier 1) and has left it
+    at step 722 (the window holds the last 720 steps): base tier again, in every twin."""
+    rates = rate_after_round_trip(idle)
+    assert len(rates) == 3
+    assert rates == pytest.approx([taker] * 3, rel=1e-12)

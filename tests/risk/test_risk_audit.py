@@ -30,6 +30,7 @@ from envs.errors import ConfigError
 from envs.kraken_spot import KrakenSpotEnv
 from envs.snapshot import PortfolioSnapshot
 from risk import SPEC_A, SPEC_B, KillSwitch, RiskLimits, RiskProjector, RiskWrapper, TriggerHit
+from risk.projection import RiskDecision
 
 
 def _bar(market: MarketData, when: str) -> int:
@@ -346,3 +347,119 @@ def test_order_minimum_never_leaves_a_position_too_small_to_sell() -> None:
         assert "order_minimum" in fast.rules
         units = fast.target * EQUITY / market.close[50]
         assert not dust(lots, units, market.close[50]).any()
+# ------------------------------------------------------- mutants that survived the after run
+def _ripple(n: int) -> np.ndarray:
+    """60 bars of n pairs moving together (one correlation cluster, tiny ATR: no vol cap binds)."""
+    return np.tile(np.linspace(10.0, 30.0, n), (60, 1)) * (1 + 0.001 * np.sin(np.arange(60))[:, None])
+
+
+def _locked_case(limits: RiskLimits, proposal: np.ndarray) -> np.ndarray:
+    """Three pairs, the first held at 0.2 without a bar at t (locked); the kernel's target,
+    checked against the numpy reference."""
+    close = _ripple(3)
+    tradable = np.ones(close.shape, dtype=bool)
+    tradable[50, 0] = False
+    market = _market(close, tradable=tradable)
+    current = np.array([0.2, 0.0, 0.0])
+    d = RiskProjector(limits, market).project(_snap(market, 50, current), proposal)
+    ref = RiskProjector(limits, market).project_reference(_snap(market, 50, current), proposal)
+    assert d.target.tobytes() == ref.target.tobytes() and d.rules == ref.rules
+    assert "untradable" in d.rules and d.target[0] == 0.2 and "invariant_fallback" not in d.rules
+    return d.target
+
+
+def test_locked_weight_leaves_the_rest_of_the_exposure_cap_to_the_tradable_assets() -> None:
+    """Cap 0.3 with 0.2 frozen: the tradable pairs share the remaining 0.1, not less (they are
+    scaled to the room the locked weight leaves, not to the whole cap and then shrunk)."""
+    lim = replace(SPEC_A, corr_window=48, max_gross_exposure=0.3)
+    target = _locked_case(lim, np.array([0.3, 0.3, 0.3]))
+    np.testing.assert_allclose(target[1:], [0.05, 0.05], rtol=1e-12)
+
+
+def test_locked_member_leaves_the_rest_of_its_cluster_cap_to_the_tradable_members() -> None:
+    lim = replace(SPEC_A, corr_window=48, max_cluster_weight=0.4)
+    target = _locked_case(lim, np.array([0.3, 0.3, 0.3]))
+    np.testing.assert_allclose(target[1:], [0.1, 0.1], rtol=1e-12)
+
+
+def _lot_case(current: float, proposal: float, r: float) -> RiskDecision:
+    """One pair at 100 USD with Kraken-like minimums (ordermin 0.01, costmin 5 USD, 8 lot
+    decimals), an expected return ``r`` that beats any cost, 10 000 USD equity."""
+    from risk.cost_gate import CostInputs
+
+    close = np.tile(np.array([100.0, 50.0]), (60, 1))
+    market = _market(close)
+    er = np.full(close.shape, np.nan)
+    er[:, 0] = r
+    lots = np.array([[1e8, 1e8], [0.01, 0.01], [5.0, 5.0]])
+    costs = CostInputs.build(
+        np.full(close.shape, HALF), np.full(close.shape, SIGMA), np.full(close.shape, DVOL), FEE, 0.5, 0.05,
+        er, "meta_h24_exp_return", lots,
+    )
+    lim = replace(SPEC_A, corr_window=48)
+    snap, prop = _snap(market, 50, np.array([current, 0.0])), np.array([proposal, 0.0])
+    d = RiskProjector(lim, market, costs).project(snap, prop)
+    ref = RiskProjector(lim, market, costs).project_reference(snap, prop)
+    assert d.target.tobytes() == ref.target.tobytes() and d.rules == ref.rules
+    return d
+
+
+MIN_ORDER_WEIGHT = (5.0 / 100.0 + 2e-8) * 100.0 / EQUITY  # costmin / price + two lots, as a weight
+
+
+def test_order_minimum_drops_a_buy_below_it_and_enlarges_a_sale_below_it() -> None:
+    buy = _lot_case(0.0, 0.0003, 0.5)  # 3 USD: below the 5 USD costmin
+    assert buy.target[0] == 0.0 and "order_minimum" in buy.rules
+    assert _lot_case(0.0, 0.0006, 0.5).target[0] == 0.0006  # 6 USD: above it, made
+    sale = _lot_case(0.2, 0.1998, -0.5)  # selling 2 USD: enlarged to the minimum sale
+    assert sale.target[0] == pytest.approx(0.2 - MIN_ORDER_WEIGHT, rel=1e-12) and "order_minimum" in sale.rules
+    assert _lot_case(0.2, 0.1990, -0.5).target[0] == 0.1990  # 10 USD: above it, as proposed
+
+
+def test_dust_position_too_small_to_sell_is_locked() -> None:
+    dust = _lot_case(0.0004, 0.0, -0.5)  # 4 USD held, below the 5 USD costmin: cannot be sold
+    assert dust.target[0] == 0.0004 and "untradable" in dust.rules
+
+
+def test_one_listed_pair_missing_its_bar_is_not_an_exchange_outage() -> None:
+    """exchange_down needs two or more listed pairs: with the second pair not listed yet (NaN
+    close), the only listed pair lacking a bar is that pair's gap, not the exchange's."""
+    close = np.tile(np.array([10.0, 20.0]), (60, 1))
+    close[:55, 1] = np.nan  # pair 1 listed from bar 55 on
+    tradable = np.isfinite(close)
+    tradable[50, 0] = False  # pair 0 has no bar at t = 50
+    market = _market(close, tradable=tradable)
+    lim = replace(SPEC_A, corr_window=48)
+    d = RiskProjector(lim, market).project(_snap(market, 50, np.zeros(2)), np.zeros(2))
+    assert not d.kill_switch_engaged and d.active_triggers == []
+    both = np.tile(np.array([10.0, 20.0]), (60, 1))
+    two = np.ones(both.shape, dtype=bool)
+    two[50, :] = False  # both listed pairs missing the hour: an outage
+    m2 = _market(both, tradable=two)
+    assert RiskProjector(lim, m2).project(_snap(m2, 50, np.zeros(2)), np.zeros(2)).kill_switch_reasons == [
+        "exchange_down"
+    ]
+
+
+def test_a_gain_exactly_equal_to_the_round_trip_cost_is_not_traded() -> None:
+    """The trade must beat its cost: with cost = 2 x fee exactly (no spread, no impact) and an
+    expected return equal to it, the gain ties the cost and the trade is skipped."""
+    from risk.cost_gate import CostInputs
+
+    close = np.tile(np.array([100.0, 50.0]), (60, 1))
+    market = _market(close)
+    fee = 0.125  # exact in binary: cost = 2 x 0.125 = 0.25 per unit of weight change
+
+    def target(r: float) -> float:
+        er = np.full(close.shape, np.nan)
+        er[:, 0] = r
+        zero = np.zeros(close.shape)
+        costs = CostInputs.build(zero, zero, np.full(close.shape, DVOL), fee, 0.5, 0.05, er, "meta_h24_exp_return")
+        snap, prop = _snap(market, 50, np.zeros(2)), np.array([0.25, 0.0])
+        lim = replace(SPEC_A, corr_window=48)
+        d = RiskProjector(lim, market, costs).project(snap, prop)
+        assert d.target.tobytes() == RiskProjector(lim, market, costs).project_reference(snap, prop).target.tobytes()
+        return float(d.target[0])
+
+    assert target(0.25) == 0.0  # gain 0.0625 == cost 0.0625: not beaten
+    assert target(0.25 + 2**-20) == 0.25  # a hair more: made
