@@ -12,6 +12,9 @@ twin-equivalence tests:
 - the halt fires at exactly ``drawdown == halt_drawdown`` and not just below;
 - a sell limit does not fill when the bar's high only touches it;
 - ``truncated`` is never set together with ``terminated``.
+- (after run) a market order on a bar without volume pays the slippage cap; an order of exactly
+  ``ordermin`` units is sent; a new episode starts with its own equity peak; a held asset without
+  a bar keeps its weight out of the new targets.
 """
 
 from __future__ import annotations
@@ -177,3 +180,76 @@ def test_truncated_is_never_set_together_with_terminated():
     env2.step(w(env2, 0.5))
     _, _, terminated, truncated, info = env2.step(KEEP)  # the same episode end without the crash
     assert truncated and not terminated and info["termination_reason"] == "episode_length"
+
+
+# ---------------------------------------------------------------- impact on a bar without volume
+def test_market_order_on_a_bar_without_volume_pays_the_slippage_cap():
+    """No participation cap, no spread, impact_k 0: a market buy filled on a bar that traded
+    nothing has no volume to measure impact against and pays the cap (1 %): 100 -> 101."""
+    b = bars([100.0] * 4)
+    b["volume"] = np.zeros((4, 1))
+    env = make_env(b, max_slippage=0.01)
+    np_twin, dec_twin = numpy_twin(env), decimal_twin(env)
+    _, _, _, _, info = env.step(w(env, 0.5))
+    _, out, *_ = np_twin.step(w(env, 0.5)[None, :])
+    (exact,) = dec_twin.step(np.array([0.5]))
+    for f in (info["fills"][0], numpy_fills(out)[0]):
+        assert f["price"] == pytest.approx(101.0, rel=1e-15)
+    assert float(exact.price) == pytest.approx(101.0, rel=1e-15)
+
+
+# ---------------------------------------------------------------- ordermin is inclusive
+def test_an_order_of_exactly_ordermin_units_is_sent_and_one_lot_less_is_refused():
+    """ordermin 50 units, 0 lot decimals: 50 % of 10,000 at 100 is exactly 50 units, sent and
+    filled; 49 % is 49 units, refused as ``ordermin``. In every twin."""
+    from tests.conftest import pair_info
+
+    for weight, qty in ((0.5, 50.0), (0.49, 0.0)):
+        b = bars([100.0] * 4)
+        market = make_tiny_market(b.pop("close"), assets=("A0",), pairs={"A0": pair_info("A0", 0, 50.0, 0.5)}, **b)
+        env = KrakenSpotEnv(market, EnvConfig(**EXACT))
+        env.reset(seed=0)
+        np_twin, dec_twin = numpy_twin(env), decimal_twin(env)
+        _, _, _, _, info = env.step(w(env, weight))
+        _, out, *_ = np_twin.step(w(env, weight)[None, :])
+        exact = dec_twin.step(np.array([weight]))
+        assert [f["qty"] for f in info["fills"]] == [f["qty"] for f in numpy_fills(out)] == ([qty] if qty else [])
+        assert [float(f.qty) for f in exact] == ([qty] if qty else [])
+        if not qty:
+            assert [r["reason"] for r in info["rejected"]] == ["ordermin"]
+
+
+# ---------------------------------------------------------------- a new episode's peak
+def test_a_new_episode_starts_with_its_own_equity_peak():
+    """Buy 50 units at 100, the price doubles: peak 15,000. After reset the new account's peak
+    is its initial cash again (no drawdown carried over from the last episode)."""
+    env = make_env(bars([100.0, 100.0, 200.0, 200.0, 200.0, 200.0]))
+    env.step(w(env, 0.5))
+    env.step(KEEP)
+    assert env.snapshot().peak_equity == 15_000.0
+    _, info = env.reset(seed=0)
+    snap = env.snapshot()
+    assert snap.equity == snap.peak_equity == 10_000.0 and info["drawdown"] == 0.0
+
+
+# ---------------------------------------------------------------- a held asset without a bar
+def test_a_held_asset_without_a_bar_keeps_its_weight_out_of_the_new_targets():
+    """Half the account in A1, which has no bar at the decision: an action putting everything
+    into A0 targets A0 at the other half (A1's weight stays as held), in the env and the numpy twin."""
+    from envs.execution.ledger_numpy import numpy_action_to_weights
+
+    c = np.full((6, 2), 100.0)
+    tradable = np.ones(c.shape, dtype=bool)
+    tradable[2, 1] = False
+    market = make_tiny_market(c, assets=("A0", "A1"), open=c.copy(), high=c.copy(), low=c.copy(),
+                              spread=np.zeros_like(c), tradable=tradable)
+    env = KrakenSpotEnv(market, EnvConfig(**EXACT))
+    env.reset(seed=0)
+    env.step(env.weights_to_action(np.array([0.0, 0.5])))
+    env.step(np.zeros(3))
+    snap = env.snapshot()
+    assert not snap.tradable[1] and snap.weights.tolist() == [0.0, 0.5]
+    action = np.array([1.0, 0.0, 0.0])
+    assert env.action_to_weights(action).tolist() == [0.5, 0.5]
+    w_np, hold = numpy_action_to_weights(action[None, :], snap.weights[None, :], snap.tradable[None, :])
+    assert w_np[0].tolist() == [0.5, 0.5] and not hold[0]

@@ -463,3 +463,11 @@ def test_a_gain_exactly_equal_to_the_round_trip_cost_is_not_traded() -> None:
 
     assert target(0.25) == 0.0  # gain 0.0625 == cost 0.0625: not beaten
     assert target(0.25 + 2**-20) == 0.25  # a hair more: made
+
+
+def test_max_positions_breaks_ties_towards_the_lower_index() -> None:
+    """Three equal proposals, room for two: the first two are kept (the documented tie rule)."""
+    market = _market(_ripple(3))
+    lim = replace(SPEC_A, corr_window=48, max_positions=2)
+    d = RiskProjector(lim, market).project(_snap(market, 50, np.zeros(3)), np.full(3, 0.2))
+    assert d.target.tolist() == [0.2, 0.2, 0.0] and "max_positions" in d.rules

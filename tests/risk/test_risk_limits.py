@@ -119,3 +119,23 @@ def test_hydra_override_tightening_accepted_loosening_raises() -> None:
                 hydra.utils.instantiate(bad.risk)
             cause = err.value if isinstance(err.value, ConfigError) else err.value.__cause__
             assert isinstance(cause, ConfigError) and name in str(cause)
+
+
+# The hard caps of the specification (risk profiles, BI-2): loosening one is a code change this
+# test must see, not only a value the other tests read back from HARD_CAPS.
+SPECIFIED_CAPS = {
+    "max_positions": 10,
+    "max_asset_weight": 0.35,
+    "max_gross_exposure": 1.0,
+    "max_cluster_weight": 0.70,
+    "base_risk_fraction": 0.02,
+    "dd_halt": 0.20,
+}
+
+
+@pytest.mark.parametrize(("name", "cap"), SPECIFIED_CAPS.items())
+def test_hard_caps_are_the_specified_values(name: str, cap: float) -> None:
+    assert HARD_CAPS[name].hard == cap
+    just_over = cap + 1 if isinstance(cap, int) else cap * (1 + 1e-9)
+    with pytest.raises(ConfigError, match=name):
+        RiskLimits.from_dict({name: just_over})

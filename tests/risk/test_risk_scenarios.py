@@ -329,3 +329,15 @@ def test_negative_and_oversized_proposals_are_sanitised_with_reasons() -> None:
     d = RiskProjector(lim, m).project(snap(m, 50), np.array([-1.0, 3.0, 1.0, 0.0]))
     assert "negative" in d.interventions[0].detail and "scaled to 1" in d.interventions[0].detail
     np.testing.assert_allclose(d.target, [0.0, 0.35, 0.25, 0.0])
+
+
+def test_ladder_keeps_its_own_high_water_mark_when_a_snapshot_reports_a_lower_peak() -> None:
+    """Paper trading restarts from a snapshot whose peak is its current equity: the ladder's
+    persisted high-water mark (10,000) still measures the drawdown (15 %), not the snapshot's."""
+    from risk.ladder import DrawdownLadder
+
+    ladder = DrawdownLadder()
+    assert ladder.update(10_000.0, 10_000.0, 0, SPEC_A) == (0, 0.0)
+    level, dd = ladder.update(8_500.0, 8_500.0, 3600, SPEC_A)
+    assert dd == pytest.approx(0.15, rel=1e-12) and ladder.peak_equity == 10_000.0
+    assert level == ladder_level_of(8_500.0, 10_000.0, SPEC_A) >= 1
