@@ -85,6 +85,7 @@ def test_pre_episode_volume_expires_evenly_one_720th_per_hour(idle, taker):
         assert twin["rate"] == pytest.approx(taker, rel=1e-12)
 
 
+@pytest.mark.equivalence
 def test_equivalence_holds_with_pre_episode_volume_across_more_than_720_steps():
     """Kernel, numpy and Decimal twins over 800 mostly idle steps with fee_volume_30d > 0.
 
