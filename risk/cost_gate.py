@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from envs.execution.slippage import slippage_rate
+
 C_RETURN, C_HALF, C_SIGMA, C_DVOL = range(4)
 
 
@@ -141,11 +143,6 @@ def dust(lots: np.ndarray, units: np.ndarray, prices: np.ndarray) -> np.ndarray:
 
 def round_trip_cost(row: np.ndarray, change: np.ndarray, equity: float, params: np.ndarray) -> np.ndarray:
     """(N,) round-trip cost rate of changing each weight by ``change`` (numpy reference of the kernel)."""
-    fee, k, cap = params[0], params[1], params[2]
-    dv = row[C_DVOL]
     notional = np.abs(change) * equity
-    traded = dv > 0.0
-    impact = k * row[C_SIGMA] * np.sqrt(notional / np.where(traded, dv, 1.0))
-    impact = np.where(traded, impact, cap)
-    rate = np.minimum(row[C_HALF] + impact, cap)
-    return 2.0 * (fee + rate)
+    rate = slippage_rate(row[C_HALF], row[C_SIGMA], notional, row[C_DVOL], params[1], params[2])
+    return 2.0 * (params[0] + rate)

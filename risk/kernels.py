@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from envs.execution.kernels import _min
 from envs.execution.kernels import pairwise_block as _block
 
 # rule indices: positions in risk.projection.RULE_ORDER
@@ -164,13 +165,20 @@ def _cap_total(w: np.ndarray, cap: float, locked: np.ndarray, tmp: np.ndarray) -
 
 
 @njit(**_JIT)
+def _n_groups(labels: np.ndarray) -> int:
+    """``np.bincount``'s output length: the largest label + 1."""
+    g = 0
+    for i in range(labels.shape[0]):
+        if labels[i] + 1 > g:
+            g = labels[i] + 1
+    return g
+
+
+@njit(**_JIT)
 def _group_sums(w: np.ndarray, labels: np.ndarray, sums: np.ndarray) -> int:
     """``np.bincount(labels, weights=w)`` into ``sums``; returns the number of groups."""
     n = w.shape[0]
-    g = 0
-    for i in range(n):
-        if labels[i] + 1 > g:
-            g = labels[i] + 1
+    g = _n_groups(labels)
     for k in range(g):
         sums[k] = 0.0
     for i in range(n):
@@ -183,11 +191,7 @@ def _free_group_sums(w: np.ndarray, labels: np.ndarray, locked: np.ndarray, take
                      sums: np.ndarray) -> None:
     """``np.bincount(labels, weights=np.where(locked, 0, w))`` (or of the locked part) into ``sums``."""
     n = w.shape[0]
-    g = 0
-    for i in range(n):
-        if labels[i] + 1 > g:
-            g = labels[i] + 1
-    for k in range(g):
+    for k in range(_n_groups(labels)):
         sums[k] = 0.0
     for i in range(n):
         sums[labels[i]] += (w[i] if locked[i] else 0.0) if take_locked else (0.0 if locked[i] else w[i])
@@ -342,18 +346,8 @@ def _round_trip(i: int, change: float, equity: float, costs: np.ndarray, cp: np.
     impact = cp[1] * costs[C_SIGMA, i] * np.sqrt(notional / (dv if traded else 1.0))
     if not traded:
         impact = cp[2]
-    rate = _mn2(costs[C_HALF, i] + impact, cp[2])
+    rate = _min(costs[C_HALF, i] + impact, cp[2])
     return 2.0 * (cp[0] + rate)
-
-
-@njit(**_JIT)
-def _mn2(a: float, b: float) -> float:
-    """``np.minimum`` of two floats (NaN propagates)."""
-    if a != a:
-        return a
-    if b != b:
-        return b
-    return a if a <= b else b
 
 
 @njit(**_JIT)
