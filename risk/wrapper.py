@@ -207,9 +207,11 @@ class RiskVectorWrapper(VectorWrapper):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         obs, infos = self.env.reset(seed=seed, options=options)
-        for p in self.projectors:
-            p.reset_state()
-        self._ended[:] = False
+        mask = (options or {}).get("reset_mask")
+        rows = range(self.num_envs) if mask is None else np.flatnonzero(np.asarray(mask)).tolist()
+        for i in rows:  # a masked reset starts new accounts for those sub-envs only
+            self.projectors[i].reset_state()
+            self._ended[i] = False
         return obs, infos
 
     def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:

@@ -29,34 +29,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from envs.data.market import MarketData
 from envs.errors import ConfigError, KrakenRLError
-from predictors.features import FeatureConfig
-from predictors.meta import MetaConfig
-from predictors.regime import REGIMES, RegimeRuleConfig
+from predictors.pipeline import run_walk_forward
+from predictors.regime import REGIMES
 from predictors.store import write_store
 from predictors.tracking import Tracker, evaluate, importance_table
 from predictors.walk_forward import (
     FoldResult,
-    ModelSpec,
-    WalkForward,
-    WalkForwardConfig,
-    dataset_from_market,
-    make_folds,
 )
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 log = logging.getLogger(__name__)
-
-
-def _plain(node: Any) -> Any:
-    """OmegaConf node -> Python values with lists as tuples (the dataclasses want tuples)."""
-    obj = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return tuple(_plain(v) for v in obj)
-    return obj
 
 
 def _iso(seconds: int) -> str:
@@ -123,33 +107,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     market = instantiate(cfg.data)
     if not isinstance(market, MarketData):
         raise ConfigError(f"data: expected a config that builds MarketData, got {type(market).__name__}")
-    horizons = tuple(int(h) for h in cfg.horizons)
-    ds, panel, rule = dataset_from_market(
-        market,
-        horizons,
-        float(cfg.round_trip_fee),
-        FeatureConfig(**_plain(cfg.features)),
-        RegimeRuleConfig(**_plain(cfg.regime_rule)),
-    )
-    wf = WalkForwardConfig(**_plain(cfg.walk_forward))
-    folds = make_folds(market.n_bars, wf, horizons, first_bar=int(ds.t_idx.min()))
-    if not folds:
-        raise ConfigError(
-            f"walk_forward: no fold fits in {market.n_bars} bars (features valid from bar "
-            f"{int(ds.t_idx.min())}, "
-            f"min_train_bars={wf.min_train_bars}, embargo={wf.embargo}); use more data or smaller windows"
-        )
-    p = cfg.predictor
-    spec = ModelSpec(
-        families=tuple(p.families),
-        params={k: _plain(v) for k, v in p.models.items()},
-        meta=MetaConfig(**_plain(p.meta)),
-        regime_params=_plain(p.regime),
-        seed=int(p.seed),
-    )
-    t_fit = time.perf_counter()
-    results = WalkForward(ds, spec, progress=bool(cfg.progress)).run(folds)
-    fit_seconds = time.perf_counter() - t_fit
+    plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    wf_run = run_walk_forward(market, plain, progress=bool(cfg.progress))
+    results, folds, panel, rule = wf_run.results, wf_run.folds, wf_run.panel, wf_run.rule
+    fit_seconds = wf_run.fit_seconds
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_store(results, market, out_dir)

@@ -209,6 +209,7 @@ def generate_synthetic_market(
     tail_dof: float = 4.0,
     garch_alpha: float = 0.06,
     garch_beta: float = 0.90,
+    end: str | None = None,
 ) -> MarketData:
     """A deterministic synthetic market (see the module docstring for the model).
 
@@ -227,6 +228,10 @@ def generate_synthetic_market(
         tail_dof: Student-t degrees of freedom of the shocks (> 2; lower = fatter tails).
         garch_alpha: GARCH(1,1) reaction to the last shock (``garch_alpha + garch_beta < 1``).
         garch_beta: GARCH(1,1) persistence of the variance.
+        end: ISO-8601 UTC: keep only the bars starting at or before it. The market is
+            generated in full (``n_bars``) first, so a market cut at ``end`` is exactly the
+            prefix of the uncut one: a training run (``data.end``) and a later evaluation
+            (a later ``data.end``) see the same history.
     """
     assets = tuple(str(a) for a in assets)
     _check_args(assets, n_bars, edge_horizon, regime_persistence, tail_dof, garch_alpha, garch_beta,
@@ -285,7 +290,7 @@ def generate_synthetic_market(
     spread = np.maximum(spread, tick[None, :] / close)
 
     pairs = _pairs_for(assets)
-    return MarketData(
+    market = MarketData(
         assets=assets,
         timestamps=timestamps,
         open=open_,
@@ -301,6 +306,16 @@ def generate_synthetic_market(
         pairs=pairs,
         source=f"synthetic(seed={seed}, edge_strength={edge_strength}, edge_horizon={edge_horizon})",
     )
+    if end is None:
+        return market
+    import pandas as pd
+
+    stamp = pd.Timestamp(end)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    cut = market.between(None, int(stamp.timestamp()))
+    if cut.n_bars < 2:
+        raise ConfigError(f"end: {end} leaves {cut.n_bars} bars of the synthetic market (it starts {start})")
+    return cut
 
 
 def _pairs_for(assets: Sequence[str]) -> dict[str, PairInfo]:

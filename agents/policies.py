@@ -1,0 +1,134 @@
+"""Trained policies as named policy objects, for `agents.baselines.run_policy` and paper trading.
+
+They follow the baselines' protocol (``bind(env)``, ``reset()``, ``act(obs, info)``), so a
+trained policy is evaluated by exactly the code that evaluates the baselines, through the
+same env, fees and risk layer. ``act`` ignores the env's raw observation and builds the
+level's view (`agents.views`) from the bound env's arrays at the current decision bar: the
+same function the training vector envs call. Normalisation statistics are the ones saved
+with each model, frozen (``training=False``).
+
+- `FlatPolicy`: the single-level ablation, one env action per hour.
+- `HierarchicalPolicy`: the strategic model sets a target every K hours; the executor is
+  the trained tactical model (``executor="tactical"``: the env must run with
+  ``action_mode="execution"``) or the fixed stage-1 rule (``executor="fixed"``: send the
+  target at the decision hour, then hold).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.training import frozen_policy, load_level
+from agents.vec import gap_action
+from agents.views import ViewBuilder
+
+EXECUTORS = ("tactical", "fixed")
+_ROW = np.array([0])
+
+
+class _Trained:
+    name = "policy"
+
+    def __init__(self) -> None:
+        self.core: Any = None
+        self.n_assets = 0
+
+    def bind(self, env: Any) -> _Trained:
+        base = env.unwrapped
+        self.core = base.core
+        self.n_assets = int(base.n_assets)
+        self.execution = getattr(base.config, "action_mode", "weights") == "execution"
+        self._on_bind(base)
+        return self
+
+    def _on_bind(self, base: Any) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+    def _check_bound(self) -> None:
+        if self.core is None:
+            raise RuntimeError(f"{type(self).__name__}: call bind(env) before act()")
+
+
+class FlatPolicy(_Trained):
+    """The flat PPO ablation: one hourly action from the flat view."""
+
+    def __init__(self, folder: str | Path, algo: str = "ppo", name: str = "flat_ppo") -> None:
+        super().__init__()
+        self.name = name
+        model, norm = load_level(Path(folder), algo)
+        self._act = frozen_policy(model, norm)
+        self._n_model = int(model.action_space.shape[0]) - 1  # type: ignore[index]
+
+    def _on_bind(self, base: Any) -> None:
+        if self._n_model != self.n_assets:
+            raise ValueError(f"FlatPolicy: trained on {self._n_model} assets, env has {self.n_assets}")
+        self.view = ViewBuilder("flat", self.core)
+
+    def act(self, obs: Mapping[str, np.ndarray], state: Any) -> np.ndarray:
+        self._check_bound()
+        action = self._act(self.view.build(_ROW))[0]
+        if self.execution:  # same env as the hierarchy: the flat policy trades limit-first
+            return np.concatenate([action, np.full(self.n_assets, -1.0)])
+        return action
+
+
+class HierarchicalPolicy(_Trained):
+    """Strategic allocator every K hours over the tactical executor (or the fixed rule)."""
+
+    def __init__(self, folder: str | Path, algo: str = "ppo", every_hours: int = 24, executor: str = "tactical",
+                 name: str = "policy") -> None:
+        super().__init__()
+        if executor not in EXECUTORS:
+            raise ValueError(f"executor: expected one of {EXECUTORS}, got {executor!r}")
+        folder = Path(folder)
+        self.name, self.every_hours, self.executor = name, int(every_hours), executor
+        model, norm = load_level(folder / "strategic", algo)
+        self._strategic = frozen_policy(model, norm)
+        self._n_model = int(model.action_space.shape[0]) - 1  # type: ignore[index]
+        self._tactical = None
+        if executor == "tactical":
+            t_model, t_norm = load_level(folder / "tactical", algo)
+            self._tactical = frozen_policy(t_model, t_norm)
+        self.phase = 0
+        self.target = np.zeros(0)
+
+    def _on_bind(self, base: Any) -> None:
+        if self._n_model != self.n_assets:
+            raise ValueError(f"HierarchicalPolicy: trained on {self._n_model} assets, env has {self.n_assets}")
+        if self.executor == "tactical" and not self.execution:
+            raise ValueError("HierarchicalPolicy(executor='tactical'): make the env with action_mode='execution'")
+        self.strategic_view = ViewBuilder("strategic", self.core)
+        self.tactical_view = ViewBuilder("tactical", self.core)
+        self.base = base
+
+    def reset(self) -> None:
+        self.phase = 0
+        self.target = np.zeros(self.n_assets)
+
+    def act(self, obs: Mapping[str, np.ndarray], state: Any) -> np.ndarray:
+        self._check_bound()
+        n = self.n_assets
+        decide = self.phase == 0
+        self.phase = (self.phase + 1) % self.every_hours
+        scores = np.zeros(n + 1)
+        if decide:
+            scores = self._strategic(self.strategic_view.build(_ROW))[0]
+            self.target = np.asarray(self.base.action_to_weights(scores), dtype=np.float64)
+        if self._tactical is None:  # stage 1's rule: the raw action at the decision hour, then hold
+            action = scores
+            return np.concatenate([action, np.full(n, -1.0)]) if self.execution else action
+        phase = np.array([(self.phase - 1) % self.every_hours / self.every_hours])
+        a = self._tactical(self.tactical_view.build(_ROW, self.target[None, :], phase))[0]
+        frac = (np.clip(a[:n], -1.0, 1.0) + 1.0) / 2.0
+        weights = self.core.ledger.w[0][None, :]
+        return np.concatenate([gap_action(weights, self.target[None, :], frac[None, :])[0], a[n:]])
+
+
+__all__ = ["EXECUTORS", "FlatPolicy", "HierarchicalPolicy"]

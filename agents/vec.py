@@ -1,0 +1,277 @@
+"""stable-baselines3 vector envs over the package's own vector env and risk layer.
+
+`LevelVecEnv` is an SB3 ``VecEnv`` whose sub-envs are the rows of one
+`envs.vector.KrakenSpotVectorEnv` (one compiled call steps every account) inside
+`risk.RiskVectorWrapper` (the risk layer stays outermost: every hourly order the agent or
+its executor sends is projected). The inner env runs with ``autoreset_mode="disabled"``;
+this adapter resets ended rows at once with a reset mask, as SB3 expects, and puts the
+last observation in ``info["terminal_observation"]`` (and ``TimeLimit.truncated``).
+
+Three levels (the observations are `agents.views`):
+
+- ``flat``: one agent step = one hour; the action is the env's own ``(N+1,)`` action.
+- ``strategic``: one agent step = ``every_hours`` hours (K, default 24). At the first hour
+  the target (the env's mapping of the action) is sent with the fixed execution rule of
+  stage 1 (close the whole gap with the env's limit-first orders); the next K-1 hours send
+  "keep" (no new orders). The reward is the sum of the hourly log growths: log(E_end/E_start).
+- ``tactical``: one agent step = one hour, under a frozen strategic policy that sets the
+  target every K hours. The action is ``(2N,)`` in [-1, 1]: ``frac_i = (a_i + 1) / 2`` of
+  the gap to the target is sent now, and (env ``action_mode="execution"``) ``a_{N+i} > 0``
+  makes asset i's order a market order, else limit-first. Reward (`tactical_reward`):
+
+      r_t = log(E_{t+1}/E_t) - lambda_is * IS_t - lambda_te * TE_{t+1}
+      IS_t  = sum over this hour's fills of s * q * (p_fill - p_arrival) / E_t
+              (s = +1 buy, -1 sell; p_arrival = the asset's close at the hour the
+              strategic target was set: implementation shortfall against the decision price)
+      TE_{t+1} = 0.5 * sum_i |w_{t+1,i} - target_i|  (tracking error after the step)
+
+  Fees are inside the log growth already; IS charges price drift and slippage paid
+  against the decision price; TE charges staying away from the target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv
+
+from agents.views import ViewBuilder
+
+StrategicFn = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class TacticalReward:
+    """Weights of the tactical reward's execution terms (see the module docstring)."""
+
+    shortfall: float = 1.0  # lambda_is
+    tracking: float = 0.002  # lambda_te, per hour
+
+
+def gap_action(weights: np.ndarray, target: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """(B, N+1) env action that moves ``frac`` of each asset's gap to ``target`` now (rest cash)."""
+    w = np.clip(weights + frac * (target - weights), 0.0, None)
+    total = w.sum(axis=1, keepdims=True)
+    w = np.where(total > 1.0, w / np.maximum(total, 1e-300), w)
+    return np.concatenate([w, np.clip(1.0 - w.sum(axis=1, keepdims=True), 0.0, None)], axis=1)
+
+
+def shortfall_cost(fills: Sequence[dict[str, Any]], arrival: np.ndarray, asset_index: dict[str, int],
+                   equity_before: float) -> float:
+    """IS_t of one account: signed fill cost against the arrival prices, per unit of equity."""
+    if not fills or equity_before <= 0.0:
+        return 0.0
+    cost = 0.0
+    for f in fills:
+        i = asset_index[f["asset"]]
+        sign = 1.0 if f["side"] == "buy" else -1.0
+        cost += sign * float(f["qty"]) * (float(f["price"]) - float(arrival[i]))
+    return cost / equity_before
+
+
+class LevelVecEnv(VecEnv):
+    """SB3 VecEnv for one policy level over ``RiskVectorWrapper(KrakenSpotVectorEnv(...))``."""
+
+    render_mode = None  # SB3 asks every VecEnv for it
+
+    def __init__(
+        self,
+        inner: Any,
+        level: str,
+        every_hours: int = 24,
+        strategic: StrategicFn | None = None,
+        reward: TacticalReward = TacticalReward(),
+    ) -> None:
+        base = inner.unwrapped
+        if getattr(base, "autoreset_mode", None) is None or str(base.autoreset_mode).lower().find("disabled") < 0:
+            raise ValueError("LevelVecEnv: the inner KrakenSpotVectorEnv must use autoreset_mode='disabled'")
+        if level not in ("flat", "strategic", "tactical"):
+            raise ValueError(f"level: expected flat, strategic or tactical, got {level!r}")
+        if level == "tactical" and strategic is None:
+            raise ValueError("LevelVecEnv(level='tactical'): needs the frozen strategic policy")
+        if every_hours < 1:
+            raise ValueError(f"every_hours: expected >= 1, got {every_hours}")
+        self.inner, self.base, self.core = inner, base, base.core
+        self.level, self.every_hours, self.strategic, self.reward_weights = level, int(every_hours), strategic, reward
+        self.n_assets = n = int(base.n_assets)
+        self.execution = getattr(base.config, "action_mode", "weights") == "execution"
+        self.view = ViewBuilder(level, self.core)
+        self.strategic_view = ViewBuilder("strategic", self.core) if level == "tactical" else None
+        if level == "tactical":
+            action_space = spaces.Box(-1.0, 1.0, (2 * n,), np.float32)
+        else:
+            action_space = spaces.Box(-1.0, 1.0, (n + 1,), np.float32)
+        super().__init__(base.num_envs, self.view.space, action_space)
+        self._rows = np.arange(self.num_envs)
+        self._actions: np.ndarray | None = None
+        self._seed: int | None = None
+        self.target = np.zeros((self.num_envs, n))
+        self.arrival = np.ones((self.num_envs, n))
+        self.phase = np.zeros(self.num_envs, dtype=np.int64)
+        self.asset_index = {a: i for i, a in enumerate(base.market.assets)}
+        self.env_hours = 0  # hourly env steps taken (all rows together count once)
+
+    # ------------------------------------------------------------ SB3 API
+    def reset(self) -> dict[str, np.ndarray]:  # type: ignore[override]
+        self.inner.reset(seed=self._seed)
+        self._seed = None
+        self.phase[:] = 0
+        if self.level == "tactical":
+            self._new_targets(self._rows)
+        return self._obs(self._rows)
+
+    def seed(self, seed: int | None = None) -> Sequence[int | None]:  # type: ignore[override]
+        self._seed = seed
+        return [None if seed is None else seed + i for i in range(self.num_envs)]
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, -1)
+
+    def step_wait(self) -> Any:
+        actions = self._actions
+        if actions is None:
+            raise RuntimeError("step_wait() without step_async()")
+        self._actions = None
+        if self.level == "strategic":
+            return self._step_strategic(actions)
+        if self.level == "tactical":
+            return self._step_tactical(actions)
+        _, rew, term, trunc, infos = self._hour(actions)
+        return self._finish(rew, term, trunc, infos)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        return [getattr(self, attr_name)] * len(self._indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any) -> list[Any]:
+        return [getattr(self, method_name)(*method_args, **method_kwargs) for _ in self._indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+        return [False] * len(self._indices(indices))
+
+    def _indices(self, indices: Any) -> list[int]:
+        if indices is None:
+            return list(range(self.num_envs))
+        return [indices] if isinstance(indices, int) else list(indices)
+
+    # ----------------------------------------------------------- internals
+    def _obs(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        if self.level == "tactical":
+            return self.view.build(rows, self.target[rows], self.phase[rows] / self.every_hours)
+        return self.view.build(rows)
+
+    def _hour(self, env_actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        self.env_hours += 1
+        return self.inner.step(env_actions)  # type: ignore[no-any-return]
+
+    def _new_targets(self, rows: np.ndarray) -> None:
+        """The frozen strategic policy sets the target of ``rows`` (tactical level)."""
+        if rows.size == 0:
+            return
+        assert self.strategic is not None and self.strategic_view is not None
+        act = np.asarray(self.strategic(self.strategic_view.build(rows)), dtype=np.float64).reshape(rows.size, -1)
+        full = np.zeros((self.num_envs, self.n_assets + 1))
+        full[rows] = act
+        weights = np.asarray(self.base.action_to_weights(full))
+        self.target[rows] = weights[rows]
+        t = self.core.ledger.t[rows]
+        self.arrival[rows] = self.core.arrays.mark[t]
+
+    def _step_strategic(self, actions: np.ndarray) -> Any:
+        n_env = self.num_envs
+        total = np.zeros(n_env)
+        done = np.zeros(n_env, dtype=bool)
+        term_out = np.zeros(n_env, dtype=bool)
+        trunc_out = np.zeros(n_env, dtype=bool)
+        terminal: dict[int, dict[str, np.ndarray]] = {}
+        last_infos: list[dict[str, Any]] = [{} for _ in range(n_env)]
+        keep = np.zeros_like(actions)
+        for k in range(self.every_hours):
+            step_act = np.where(done[:, None], 0.0, actions if k == 0 else keep)
+            _, rew, term, trunc, infos = self._hour(step_act)
+            live = ~done
+            total[live] += rew[live]
+            ended = live & (np.asarray(term) | np.asarray(trunc))
+            for i in np.flatnonzero(live):
+                last_infos[i] = _row_info(infos, int(i))
+            if ended.any():
+                rows = np.flatnonzero(ended)
+                view = self._obs(rows)
+                for j, i in enumerate(rows.tolist()):
+                    terminal[i] = {key: v[j] for key, v in view.items()}
+                term_out |= ended & np.asarray(term)
+                trunc_out |= ended & np.asarray(trunc) & ~np.asarray(term)
+                done |= ended
+                self.inner.reset(options={"reset_mask": ended})
+        return self._package(total, done, term_out, trunc_out, terminal, last_infos)
+
+    def _step_tactical(self, actions: np.ndarray) -> Any:
+        n = self.n_assets
+        led = self.core.ledger
+        frac = (np.clip(actions[:, :n], -1.0, 1.0) + 1.0) / 2.0
+        weights = led.w.copy()
+        env_action = gap_action(weights, self.target, frac)
+        if self.execution:
+            env_action = np.concatenate([env_action, actions[:, n:]], axis=1)
+        eq_before = led.equity.copy()
+        _, rew, term, trunc, infos = self._hour(env_action)
+        rew = np.array(rew, dtype=np.float64, copy=True)
+        w_after = led.w
+        rw = self.reward_weights
+        for i in range(self.num_envs):
+            fills = infos["fills"][i]
+            rew[i] -= rw.shortfall * shortfall_cost(fills, self.arrival[i], self.asset_index, float(eq_before[i]))
+        rew -= rw.tracking * 0.5 * np.abs(w_after - self.target).sum(axis=1)
+        self.phase += 1
+        return self._finish(rew, term, trunc, infos)
+
+    def _finish(self, rew: np.ndarray, term: Any, trunc: Any, infos: dict[str, Any]) -> Any:
+        """SB3 packaging of an hourly step: reset ended rows now, terminal obs in their info."""
+        term = np.asarray(term, dtype=bool)
+        trunc = np.asarray(trunc, dtype=bool)
+        done = term | trunc
+        terminal: dict[int, dict[str, np.ndarray]] = {}
+        row_infos = [_row_info(infos, i) for i in range(self.num_envs)]
+        if done.any():
+            rows = np.flatnonzero(done)
+            view = self._obs(rows)
+            for j, i in enumerate(rows.tolist()):
+                terminal[i] = {key: v[j] for key, v in view.items()}
+            self.inner.reset(options={"reset_mask": done})
+        if self.level == "tactical":  # new targets (after any reset) before the next view is built
+            self.phase[done] = 0
+            due = np.flatnonzero(done | (self.phase >= self.every_hours))
+            self.phase[due] = 0
+            self._new_targets(due)
+        return self._package(np.asarray(rew, dtype=np.float64), done, term, trunc & ~term, terminal, row_infos)
+
+    def _package(self, rew: np.ndarray, done: np.ndarray, term: np.ndarray, trunc: np.ndarray,
+                 terminal: dict[int, dict[str, np.ndarray]], infos: list[dict[str, Any]]) -> Any:
+        for i, obs in terminal.items():
+            infos[i]["terminal_observation"] = obs
+            infos[i]["TimeLimit.truncated"] = bool(trunc[i])
+        return self._obs(self._rows), rew.astype(np.float32), done.copy(), infos
+
+
+_INFO_KEYS = ("equity", "fees", "slippage", "turnover", "drawdown")
+
+
+def _row_info(infos: dict[str, Any], i: int) -> dict[str, Any]:
+    """Row ``i`` of the vector env's batched info: the scalar keys a callback needs."""
+    out = {k: float(infos[k][i]) for k in _INFO_KEYS if k in infos}
+    reason = infos.get("termination_reason")
+    if reason is not None and reason[i]:
+        out["termination_reason"] = str(reason[i])
+    return out
+
+
+__all__ = ["LevelVecEnv", "TacticalReward", "gap_action", "shortfall_cost"]

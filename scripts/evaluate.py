@@ -1,0 +1,275 @@
+"""Evaluate a trained run (or the baselines alone) on a held-out period: metrics.json + report.html.
+
+    python scripts/evaluate.py run=outputs/train/<run> eval.start=2022-10-01 eval.end=2022-12-31T23:00:00Z
+    python scripts/evaluate.py run=outputs/train_multirun/<sweep> eval.start=... eval.end=...
+    python scripts/evaluate.py data=csv data.path=../shared/data/binance/spot_1h eval.start=... eval.end=...
+
+- Refuses (exit 2) an evaluation period that overlaps what the run saw: its market, hence
+  its policy's training period and every predictor fold's training window; the message
+  names both periods.
+- Extends the prediction store honestly: the run's predictors walk forward over the
+  market up to ``eval.end`` (each fold trained only on bars before it, as in live use);
+  the predictions it shares with the training store are compared (``store_extension``).
+  The policy is never refit.
+- Runs every strategy deterministically through the same env, fees and risk layer: the
+  hierarchical policy (``policy``), the flat PPO ablation (``flat_ppo``) and the baselines.
+  A multirun folder evaluates every seed (``policy_s<seed>``); ``policy`` is then the seed
+  with the best *validation* Sharpe (chosen on training data), and the deflated Sharpe
+  ratio counts every seed as a trial, with the variance of their Sharpe ratios.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import pandas as pd
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from agents.baselines import (
+    AllCash,
+    BuyAndHold,
+    EpisodeResult,
+    EqualWeightBuyAndHold,
+    EqualWeightRebalanced,
+    RuleStrategy,
+    TopKPredictor,
+    run_policy,
+)
+from agents.envs import evaluation_env
+from agents.evaluation import metrics_document, predictor_quality, regime_labels, write_metrics
+from agents.metrics import sharpe_ratio
+from agents.pipeline import Period, StoreInfo, TrainPeriod, check_no_overlap, prediction_store, store_signals
+from agents.policies import FlatPolicy, HierarchicalPolicy
+from agents.report import write_report
+from agents.training import AgentConfig
+from envs.config import EnvConfig
+from envs.data.market import MarketData
+from envs.errors import ConfigError, KrakenRLError
+from predictors.store import read_predictions, read_regimes
+from risk.limits import RiskLimits
+
+log = logging.getLogger(__name__)
+TABLE_KEYS = ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "fees_paid", "n_trades",
+              "probabilistic_sharpe", "deflated_sharpe")
+RUN_GROUPS = ("data", "env", "risk")
+
+
+def find_runs(run: str | Path) -> list[Path]:
+    """The run folder itself, or every run folder inside a multirun folder (sorted)."""
+    path = Path(run)
+    if (path / "train_period.json").is_file():
+        return [path]
+    runs = sorted(p.parent for p in path.glob("*/train_period.json"))
+    if not runs:
+        raise ConfigError(f"run={run}: no train_period.json in it or its subfolders (a scripts/train.py output)")
+    return runs
+
+
+def _cli_groups() -> set[str]:
+    """Config groups the user overrode on the command line (``data=csv``, ``data.path=...``)."""
+    try:
+        overrides = HydraConfig.get().overrides.task
+    except ValueError:  # not under Hydra (tests call evaluate() directly)
+        return set()
+    return {o.lstrip("+~").split("=")[0].split(".")[0] for o in overrides}
+
+
+def effective_config(cfg: DictConfig, run_cfg: DictConfig | None) -> DictConfig:
+    """The run's data/env/risk/predictor config unless the command line overrides a group; data.end = eval.end."""
+    if run_cfg is None:
+        merged = cfg.copy()
+    else:
+        merged = cfg.copy()
+        given = _cli_groups()
+        OmegaConf.set_struct(merged, False)
+        for group in RUN_GROUPS:
+            if group not in given:
+                merged[group] = run_cfg[group]
+        for key in ("predictor", "walk_forward", "horizons", "round_trip_fee", "features", "regime_rule"):
+            merged[key] = run_cfg[key]
+    OmegaConf.set_struct(merged, False)
+    if "end" in merged.data and (merged.data.end is None or "data" not in _cli_groups()):
+        merged.data.end = str(cfg.eval.end)
+    return merged
+
+
+def eval_period(market: MarketData, start: str, end: str) -> Period:
+    s, e = pd.Timestamp(start), pd.Timestamp(end)
+    s = s.tz_localize("UTC") if s.tzinfo is None else s
+    e = e.tz_localize("UTC") if e.tzinfo is None else e
+    lo = int(np.searchsorted(market.timestamps, int(s.timestamp()), side="left"))
+    hi = int(np.searchsorted(market.timestamps, int(e.timestamp()), side="right")) - 1
+    if lo >= market.n_bars or hi <= lo:
+        first, last = Period.of(market, 0, market.n_bars - 1).to_dict().values()
+        raise ConfigError(f"evaluation period {start} .. {end} has no bars in the market ({first} .. {last})")
+    return Period.of(market, lo, hi)
+
+
+def baselines(cfg: DictConfig) -> list[Any]:
+    b = cfg.baselines
+    rule: dict[str, Any] = OmegaConf.to_container(b.rule, resolve=True) if b.rule else {}  # type: ignore[assignment]
+    return [
+        AllCash(),
+        BuyAndHold(str(b.buy_and_hold)),
+        EqualWeightBuyAndHold(),
+        EqualWeightRebalanced(int(b.every_hours)),
+        RuleStrategy(**rule),
+        TopKPredictor(k=int(b.k), every_hours=int(b.every_hours)),
+    ]
+
+
+def store_extension(store: StoreInfo, cache_dir: Path, train_key: str | None) -> dict[str, Any]:
+    """Compare the extended store with the training store where they overlap (same predictions expected)."""
+    if train_key is None:
+        return {"training_store": None}
+    old_dir = cache_dir / "predictions" / train_key
+    if not (old_dir / "predictions.parquet").is_file():
+        return {"training_store": train_key, "compared": False, "note": "training store not in the cache"}
+    keys = ["timestamp", "asset", "horizon", "model"]
+    old = read_predictions(old_dir)
+    new = read_predictions(store.folder)
+    both = old.merge(new, on=keys, suffixes=("_train", "_eval"))
+    diff = 0.0
+    if len(both):
+        diff = float(np.nanmax(np.abs(np.r_[both["p_up_train"] - both["p_up_eval"],
+                                            both["exp_return_train"] - both["exp_return_eval"]])))
+    return {"training_store": train_key, "compared": True, "rows_compared": len(both),
+            "training_rows": len(old), "max_abs_diff": diff}
+
+
+def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    runs = find_runs(cfg.run) if cfg.run else []
+    periods = [TrainPeriod.read(r) for r in runs]
+    for r, p in zip(runs, periods, strict=True):
+        check_no_overlap(str(cfg.eval.start), str(cfg.eval.end), p, r)
+    run_cfg = OmegaConf.load(runs[0] / "config.yaml") if runs else None
+    keys = {p.store_key for p in periods}
+    if len(keys) > 1:
+        raise ConfigError(f"run={cfg.run}: the runs were trained on different prediction stores {sorted(keys)}")
+    eff = effective_config(cfg, run_cfg)  # type: ignore[arg-type]
+    plain: dict[str, Any] = OmegaConf.to_container(eff, resolve=True)  # type: ignore[assignment]
+    market = instantiate(eff.data)
+    if not isinstance(market, MarketData):
+        raise ConfigError(f"data: expected a config that builds MarketData, got {type(market).__name__}")
+    period = eval_period(market, str(cfg.eval.start), str(cfg.eval.end))
+    cache = Path(str(cfg.cache_dir))
+    store = prediction_store(market, plain, cache, progress=bool(cfg.progress))
+    signals, names = store_signals(store, market, plain["horizons"])
+    limits = instantiate(eff.risk)
+    if not isinstance(limits, RiskLimits):
+        raise ConfigError(f"risk: expected a config that builds RiskLimits, got {type(limits).__name__}")
+    env_cfg = EnvConfig.from_mapping(plain["env"])
+    logging.getLogger("risk.kill_switch").setLevel(logging.ERROR)
+
+    def rollout(policy: Any, mode: str = "weights") -> EpisodeResult:
+        env = evaluation_env(market, signals, names, env_cfg, limits, period, action_mode=mode)
+        return run_policy(env, policy, seed=int(cfg.eval.seed))
+
+    results: dict[str, EpisodeResult] = {}
+    trials: dict[str, list[float]] = {}
+    extra: dict[str, Any] = {"runs": [str(r) for r in runs]}
+    if runs:
+        _evaluate_runs(cfg, runs, rollout, results, trials, extra)
+    for b in baselines(cfg):
+        results[b.name] = rollout(b)
+    regimes = read_regimes(store.folder)
+    labels = regime_labels(regimes, market, period.start, period.end + 1)
+    pq = predictor_quality(read_predictions(store.folder), market, period.start, period.end + 1,
+                           tuple(plain["horizons"]), float(plain["round_trip_fee"]))
+    extra["store"] = {"folder": str(store.folder), "key": store.key, "cached": store.cached,
+                      "folds": store.folds}
+    extra["store_extension"] = store_extension(store, cache, periods[0].store_key if periods else None)
+    extra["risk_profile"] = limits.__dict__ if hasattr(limits, "__dict__") else str(limits)
+    doc = metrics_document(
+        results, period.to_dict(), _train_period(periods), trial_sharpes={k: v for k, v in trials.items() if v},
+        regime_labels=labels, predictor_quality_df=pq, extra=extra,
+        regime_timestamps=market.timestamps[period.start : period.end + 1], n_boot=int(cfg.n_boot),
+        seed=int(cfg.eval.seed),
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_metrics(out_dir / "metrics.json", doc)
+    if cfg.report:
+        write_report(out_dir, doc, results, pq)
+    _print(doc, period, time.perf_counter() - t0)
+    return doc
+
+
+def _train_period(periods: list[TrainPeriod]) -> dict[str, str] | None:
+    if not periods:
+        return None
+    return {"start": min(p.start for p in periods), "end": max(p.end for p in periods)}
+
+
+def _evaluate_runs(cfg: DictConfig, runs: list[Path], rollout: Any, results: dict[str, EpisodeResult],
+                   trials: dict[str, list[float]], extra: dict[str, Any]) -> None:
+    """Every run's hierarchical policy and flat ablation; ``policy``/``flat_ppo`` = best validation Sharpe."""
+    import json
+
+    per_run: list[dict[str, Any]] = []
+    for run in runs:
+        run_cfg = OmegaConf.load(run / "config.yaml")
+        agent = AgentConfig.from_mapping(OmegaConf.to_container(run_cfg.agent, resolve=True))  # type: ignore[arg-type]
+        executor = str(cfg.eval.executor or agent.executor)
+        trial = json.loads((run / "trial.json").read_text())
+        val = trial.get("validation_sharpe_per_period", {})
+        entry: dict[str, Any] = {"run": str(run), "seed": agent.seed, "executor": executor, "validation": val}
+        if agent.hierarchical:
+            mode = "execution" if executor == "tactical" else "weights"
+            pol = HierarchicalPolicy(run / "models", agent.algo, agent.every_hours, executor, name=f"policy_s{agent.seed}")
+            entry["policy"] = rollout(pol, mode)
+        if agent.train_flat and (run / "models" / "flat" / "model.zip").is_file():
+            entry["flat_ppo"] = rollout(FlatPolicy(run / "models" / "flat", agent.algo, name=f"flat_ppo_s{agent.seed}"))
+        per_run.append(entry)
+    for kind in ("policy", "flat_ppo"):
+        have = [e for e in per_run if kind in e]
+        if not have:
+            continue
+
+        def score(e: dict[str, Any], kind: str = kind) -> float:
+            v = e["validation"].get(kind)
+            return float(v) if v is not None and np.isfinite(v) else -np.inf
+
+        best = max(have, key=score)
+        results[kind] = best[kind]
+        trials[kind] = [sharpe_ratio(e[kind].returns) for e in have]
+        if len(have) > 1:
+            for e in have:
+                results[e[kind].name] = e[kind]
+        extra.setdefault("selection", {})[kind] = {"chosen": best["run"], "by": "validation sharpe_per_period",
+                                                   "n_trials": len(have)}
+    extra["executor"] = sorted({e["executor"] for e in per_run})
+
+
+def _print(doc: dict[str, Any], period: Period, seconds: float) -> None:
+    rows = {name: {k: m.get(k) for k in TABLE_KEYS} for name, m in doc["strategies"].items()}
+    table = pd.DataFrame(rows).T
+    print(f"held-out period {period.start_iso} .. {period.end_iso} ({period.end - period.start} hours), "
+          "after fees and slippage, annualised with 365 x 24 periods")
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    print(f"evaluation: {seconds:.0f} s")
+
+
+@hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        evaluate(cfg, out_dir)
+    except KrakenRLError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    print(f"outputs: {out_dir}")
+
+
+if __name__ == "__main__":
+    main()
