@@ -370,7 +370,7 @@ def metrics_document(
     return json_safe(doc)  # type: ignore[no-any-return]
 
 
-def _atomic_write(path: Path, data: bytes) -> Path:
+def atomic_write(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``.
 
     A reader never sees a half-written file and a crash leaves the old file (or none),
@@ -384,6 +384,7 @@ def _atomic_write(path: Path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is for others to read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -394,13 +395,14 @@ def _atomic_write(path: Path, data: bytes) -> Path:
 def write_metrics(path: str | Path, doc: Mapping[str, Any]) -> Path:
     """Write ``doc`` as ``metrics.json`` (indented, NaN/inf as null), atomically; returns the path."""
     text = json.dumps(json_safe(doc), indent=2, allow_nan=False)
-    return _atomic_write(Path(path), (text + "\n").encode("utf-8"))
+    return atomic_write(Path(path), (text + "\n").encode("utf-8"))
 
 
 __all__ = [
     "BOOTSTRAP",
     "REGIME_COLUMNS",
     "UNKNOWN",
+    "atomic_write",
     "metrics_document",
     "newey_west_t",
     "per_regime",
