@@ -31,6 +31,7 @@ from sklearn.metrics import roc_auc_score
 from agents.baselines import EpisodeResult
 from agents.metrics import DEFAULT_BLOCK, HOURS_PER_YEAR, json_safe, max_drawdown, sharpe_ratio
 from envs.data.market import MarketData
+from envs.errors import ConfigError, DataError
 from predictors.labels import HORIZONS, make_labels
 from predictors.regime import REGIMES
 
@@ -60,14 +61,16 @@ def _bar_positions(timestamps: pd.Series, assets: pd.Series, market: MarketData)
 def _check_range(market: MarketData, start: int, stop: int) -> tuple[int, int]:
     s, e = int(start), int(stop)
     if not 0 <= s < e <= market.n_bars:
-        raise ValueError(f"bars [start, stop): expected 0 <= start < stop <= {market.n_bars}, got [{start}, {stop})")
+        raise ConfigError(f"bars [start, stop): expected 0 <= start < stop <= {market.n_bars}, got [{start}, {stop})")
     return s, e
 
 
 def _require(df: pd.DataFrame, columns: Sequence[str], name: str) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"{name}: expected a pandas DataFrame, got {type(df).__name__}")
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ValueError(f"{name}: missing column(s) {missing}, expected at least {list(columns)}")
+        raise DataError(f"{name}: missing column(s) {missing}, expected at least {list(columns)}")
 
 
 def regime_labels(regimes_df: pd.DataFrame, market: MarketData, start_idx: int, stop_idx: int) -> np.ndarray:
@@ -88,7 +91,7 @@ def regime_labels(regimes_df: pd.DataFrame, market: MarketData, start_idx: int, 
     keep = (t >= s) & (t < e)
     probs = regimes_df.loc[keep, list(REGIME_COLUMNS)].to_numpy(dtype=np.float64)
     if not np.isfinite(probs).all():
-        raise ValueError("regimes_df: expected finite regime probabilities, got NaN/inf")
+        raise DataError("regimes_df: expected finite regime probabilities, got NaN/inf")
     rows = t[keep] - s
     sums = np.zeros((e - s, len(REGIMES)))
     np.add.at(sums, rows, probs)
@@ -102,23 +105,23 @@ def _step_labels(result: EpisodeResult, labels: Any, timestamps: Any) -> np.ndar
     """The regime label of each step's decision bar (``result.timestamps[k]`` for step k)."""
     lab = np.asarray(labels)
     if lab.ndim != 1 or lab.dtype.kind not in "iu":
-        raise ValueError(f"labels: expected a 1-D integer array of regime indices, got {lab.dtype} shape {lab.shape}")
+        raise DataError(f"labels: expected a 1-D integer array of regime indices, got {lab.dtype} shape {lab.shape}")
     if lab.size and (lab.min() < -1 or lab.max() >= len(REGIMES)):
-        raise ValueError(f"labels: expected values in -1..{len(REGIMES) - 1}, got {lab.min()}..{lab.max()}")
+        raise DataError(f"labels: expected values in -1..{len(REGIMES) - 1}, got {lab.min()}..{lab.max()}")
     n = result.n_steps
     if timestamps is None:
         if lab.size < n:
-            raise ValueError(f"labels: expected at least {n} labels (one per step of {result.name!r}), got {lab.size}")
+            raise DataError(f"labels: expected at least {n} labels (one per step of {result.name!r}), got {lab.size}")
         return lab[:n]
     ts = np.asarray(timestamps, dtype=np.int64)
     if ts.shape != lab.shape:
-        raise ValueError(f"timestamps: expected one per label ({lab.size}), got shape {ts.shape}")
+        raise DataError(f"timestamps: expected one per label ({lab.size}), got shape {ts.shape}")
     decision = result.timestamps[:n]
     pos = np.searchsorted(ts, decision)
     found = (pos < ts.size) & (ts[np.minimum(pos, ts.size - 1)] == decision)
     if not found.all():
         k = int(np.argmin(found))
-        raise ValueError(f"labels: no label for the decision bar of step {k} of {result.name!r} (t={decision[k]})")
+        raise DataError(f"labels: no label for the decision bar of step {k} of {result.name!r} (t={decision[k]})")
     return lab[pos]
 
 

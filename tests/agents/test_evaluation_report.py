@@ -141,8 +141,9 @@ def test_predictor_quality_perfect_and_shuffled(market):
         noise = pq.loc[("xgboost", h)]
         assert abs(noise["ic"]) < 0.1 and abs(noise["auc"] - 0.5) < 0.05, (h, noise["ic"], noise["auc"])
         assert abs(noise["ic_t_nw"]) < 3.5
-    # a window [start, stop) keeps only its bars
-    sub = predictor_quality(perfect, market, 300, 400, horizons=(4,))
+    # a window [start, stop) keeps only its bars; assets outside the market are ignored
+    doge = perfect.iloc[:5].assign(asset="DOGE", timestamp=_utc(market, [350] * 5))
+    sub = predictor_quality(pd.concat([perfect, doge]), market, 300, 400, horizons=(4,))
     assert sub["n"].tolist() == [100 * len(ASSETS)] and sub["horizon"].tolist() == [4]
 
 
