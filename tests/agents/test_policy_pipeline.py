@@ -1,0 +1,191 @@
+"""Train -> evaluate on a tiny market: run folder, metrics.json schema, report, overlap refusal, determinism, resume."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from agents.pipeline import PeriodOverlapError, TrainPeriod, check_no_overlap
+from agents.report import PNG_SIZES
+from agents.training import AgentConfig
+from envs.errors import ConfigError
+from tests.agents.pipeline_helpers import (
+    EVAL_END,
+    EVAL_START,
+    ROOT,
+    TRAIN_END,
+    compose_config,
+    eval_overrides,
+    tiny_overrides,
+)
+
+BASELINES = ("all_cash", "buy_and_hold_btc", "equal_weight_buy_and_hold", "equal_weight_daily", "rule_strategy",
+             "top3_predictor")
+
+
+def _script(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"_script_{name}", ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("pipeline")
+    cache = base / "cache"
+    train = _script("train")
+    run = base / "run"
+    train.train(compose_config("train", tiny_overrides(cache)), run)
+    evaluate = _script("evaluate")
+    out = base / "eval"
+    evaluate.evaluate(compose_config("evaluate", eval_overrides(run, cache)), out)
+    return {"base": base, "cache": cache, "run": run, "eval": out}
+
+
+def test_run_folder_holds_models_normalisers_and_the_training_period(trained: dict[str, Path]) -> None:
+    run = trained["run"]
+    for level in ("strategic", "tactical", "flat"):
+        assert (run / "models" / level / "model.zip").is_file(), level
+        assert (run / "models" / level / "vecnormalize.pkl").is_file(), level
+    period = TrainPeriod.read(run)
+    assert period.end.startswith(TRAIN_END[:10])
+    assert period.policy_start < period.policy_end < period.validation_start <= period.end  # type: ignore[operator]
+    assert period.predictor_train_end <= period.end
+    trial = json.loads((run / "trial.json").read_text())
+    assert set(trial["validation_sharpe_per_period"]) == {"policy", "flat_ppo"}
+    timing = json.loads((run / "timing.json").read_text())
+    assert [t["level"] for t in timing] == ["strategic", "tactical", "flat"]
+    assert all(t["timesteps"] > 0 and 0.0 < t["env_share"] < 1.0 for t in timing)
+
+
+def test_metrics_json_has_the_architecture_schema_and_every_strategy(trained: dict[str, Path]) -> None:
+    doc = json.loads((trained["eval"] / "metrics.json").read_text())
+    assert set(doc) >= {"strategies", "period", "train_period"}
+    assert set(doc["strategies"]) >= {"policy", "flat_ppo", *BASELINES}
+    assert doc["period"]["start"].startswith(EVAL_START[:13].replace("T", " ")) or doc["period"]["start"].startswith(
+        EVAL_START[:10])
+    assert doc["train_period"]["end"] is not None and doc["train_period"]["end"] < doc["period"]["start"]
+    for name, row in doc["strategies"].items():
+        for key in ("total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown", "turnover", "fees_paid",
+                    "slippage_paid", "n_trades", "win_rate", "average_exposure", "probabilistic_sharpe",
+                    "sharpe_ci_low", "per_regime"):
+            assert key in row, (name, key)
+    # the extended store agrees with the training store wherever both predicted
+    ext = doc["store_extension"]
+    assert ext["compared"] and ext["rows_compared"] == ext["training_rows"] > 0
+    assert ext["max_abs_diff"] == 0.0
+
+
+def test_report_renders_pngs_of_the_expected_size_and_the_metrics_table(trained: dict[str, Path]) -> None:
+    out = trained["eval"]
+    html = (out / "report.html").read_text()
+    assert '<table id="metrics">' in html
+    for name in ("policy", "flat_ppo", *BASELINES):
+        assert name in html
+    for name, size in PNG_SIZES.items():
+        with Image.open(out / name) as img:
+            assert img.size == size, name
+
+
+def test_an_overlapping_evaluation_period_is_refused_naming_both_periods(trained: dict[str, Path]) -> None:
+    period = TrainPeriod.read(trained["run"])
+    with pytest.raises(PeriodOverlapError) as err:
+        check_no_overlap("2022-04-20", EVAL_END, period, trained["run"])
+    text = str(err.value)
+    assert "2022-04-20" in text and period.start in text and period.end in text
+    check_no_overlap(EVAL_START, EVAL_END, period, trained["run"])  # after the training end: fine
+
+
+def test_evaluate_script_exits_2_on_overlap(trained: dict[str, Path]) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "evaluate.py"),
+         *eval_overrides(trained["run"], trained["cache"], start="2022-04-01", end=EVAL_END),
+         f"hydra.run.dir={trained['base'] / 'refused'}"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "overlaps the training period" in proc.stderr
+    assert "2022-04-01" in proc.stderr
+    assert not (trained["base"] / "refused" / "metrics.json").exists()
+
+
+def _params(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as z:
+        return {"policy.pth": z.read("policy.pth")}
+
+
+def test_same_config_and_seed_give_identical_models_and_metrics(trained: dict[str, Path]) -> None:
+    base, cache = trained["base"], trained["cache"]
+    train, evaluate = _script("train"), _script("evaluate")
+    run2 = base / "run_again"
+    train.train(compose_config("train", tiny_overrides(cache)), run2)
+    for level in ("strategic", "tactical", "flat"):
+        assert _params(trained["run"] / "models" / level / "model.zip") == _params(run2 / "models" / level / "model.zip")
+    out2 = base / "eval_again"
+    evaluate.evaluate(compose_config("evaluate", eval_overrides(run2, cache)), out2)
+    a = json.loads((trained["eval"] / "metrics.json").read_text())
+    b = json.loads((out2 / "metrics.json").read_text())
+    assert a["strategies"] == b["strategies"]
+    assert a["strategies"]["policy"]["n_trades"] > 0 or a["strategies"]["flat_ppo"]["n_trades"] > 0
+
+
+def test_a_different_seed_gives_different_weights(trained: dict[str, Path]) -> None:
+    run3 = trained["base"] / "run_seed1"
+    _script("train").train(compose_config("train", tiny_overrides(trained["cache"], seed=1)), run3)
+    assert _params(trained["run"] / "models" / "flat" / "model.zip") != _params(run3 / "models" / "flat" / "model.zip")
+
+
+def test_training_resumes_from_the_last_checkpoint(trained: dict[str, Path]) -> None:
+    run = trained["base"] / "resumed"
+    cfg = tiny_overrides(trained["cache"]) + ["agent.flat_timesteps=128", "agent.checkpoint_every=64",
+                                              "agent.hierarchical=false"]
+    train = _script("train")
+    train.train(compose_config("train", cfg), run)
+    flat = run / "models" / "flat"
+    assert json.loads((flat / "checkpoint" / "steps.json").read_text())["num_timesteps"] >= 64
+    (flat / "model.zip").unlink()  # as if the run had been killed after the checkpoint
+    (flat / "steps.json").unlink()
+    train.train(compose_config("train", [*cfg[:-3], "agent.flat_timesteps=256", "agent.checkpoint_every=64",
+                                         "agent.hierarchical=false"]), run)
+    timing = json.loads((run / "timing.json").read_text())
+    assert timing[0]["resumed_from"] >= 64
+    assert json.loads((flat / "steps.json").read_text())["num_timesteps"] >= 256
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("algo", "a2c"), ("executor", "random"), ("n_envs", 0), ("gamma", 1.5), ("val_fraction", 0.7)],
+)
+def test_agent_config_errors_name_the_field(field: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=f"agent.{field}"):
+        AgentConfig.from_mapping({field: value})
+
+
+def test_unknown_agent_key_is_named() -> None:
+    with pytest.raises(ConfigError, match="learning_rat"):
+        AgentConfig.from_mapping({"learning_rat": 0.1})
+
+
+def test_baselines_only_evaluation_has_no_training_period(trained: dict[str, Path]) -> None:
+    evaluate = _script("evaluate")
+    overrides = [o for o in eval_overrides(trained["run"], trained["cache"]) if not o.startswith("run=")]
+    over = tiny_overrides(trained["cache"])
+    data = [o for o in over if o.startswith(("data.", "predictor.", "walk_forward.", "+features", "risk."))]
+    data = [o for o in data if not o.startswith("data.end")]
+    out = trained["base"] / "baselines"
+    doc = evaluate.evaluate(compose_config("evaluate", [*overrides, "report=false", "data.n_bars=3600",
+                                                        *[d for d in data if not d.startswith("data.n_bars")]]), out)
+    assert "policy" not in doc["strategies"] and set(BASELINES) <= set(doc["strategies"])
+    assert doc["train_period"] == {"start": None, "end": None}
+    assert np.isfinite(doc["strategies"]["equal_weight_daily"]["sharpe"])
