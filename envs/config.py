@@ -15,6 +15,7 @@ from typing import Any
 from envs.errors import ConfigError
 
 ORDER_TYPES = ("limit", "market")
+ACTION_MODES = ("weights", "execution")
 OFFSET_UNITS = ("bps", "spread")
 FALLBACKS = ("market", "cancel")
 FEE_MODELS = ("flat", "kraken_tiers")
@@ -40,7 +41,10 @@ class EnvConfig:
     feature_clip: float = 10.0
     signal_clip: float = 10.0
     trade_age_scale_hours: float = 168.0  # "hours since last trade" feature saturates here
-    # --- orders
+    # --- actions and orders
+    # weights: Box(N+1) scores -> target weights | execution: Box(2N+1), the same N+1 entries then one
+    # urgency per asset (> 0: this step's new order for that asset is a market order; else order_type)
+    action_mode: str = "weights"
     order_type: str = "limit"  # limit (limit-first, maker) | market (taker at the next open)
     limit_offset: float = 0.0  # distance of the limit below (buy) / above (sell) the decision close
     limit_offset_unit: str = "bps"  # bps | spread (multiples of the estimated relative spread)
@@ -108,6 +112,7 @@ class EnvConfig:
 
     def validate(self) -> None:
         _choice("start_mode", self.start_mode, START_MODES)
+        _choice("action_mode", self.action_mode, ACTION_MODES)
         _choice("order_type", self.order_type, ORDER_TYPES)
         _choice("limit_offset_unit", self.limit_offset_unit, OFFSET_UNITS)
         _choice("limit_fallback", self.limit_fallback, FALLBACKS)

@@ -60,6 +60,19 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     `weights_to_action(w)` inverts it: ``[w, 1 − Σ w]``; `step` accepts float64 actions
     of any value and never casts them to float32.
 
+    **Action mode** (`action_mode`, default ``"weights"``: the space above, unchanged).
+    ``action_mode="execution"`` adds a per-asset execution choice for a tactical policy:
+    `Box(-1, 1, (2N+1,), float32)`, the first N+1 entries exactly as above (including the
+    "keep" action), then one urgency ``u_i`` per asset. ``u_i > 0``: the new order for asset
+    i placed at this step is a **market order** (taker at the open of t+1 plus half-spread
+    and impact, as with `order_type="market"`; it fills before the limits of the bar, what
+    it cannot fill is recorded and it never rests). ``u_i <= 0`` or NaN: the order follows
+    `order_type` (limit-first by default). Urgency only concerns orders placed at this
+    step: a "keep" action places none, and resting limits keep their rules. With
+    `order_type="market"` every order is a market order anyway. `action_to_weights`
+    accepts the (N+1,) weights part or the whole action; `weights_to_action` returns the
+    (N+1,) weights part (append the urgencies).
+
     ## Observation Space
 
     `Dict` with ``features`` (window × N × F), ``portfolio`` (N + 3) and, when external
@@ -94,7 +107,8 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ## Info
 
     Every step: ``equity``, ``cash``, ``weights`` (N, after the step), ``target_weights``,
-    ``fills`` (dicts: pair, asset, side, qty, price, fee, liquidity maker/taker),
+    ``fills`` (dicts: pair, asset, side, qty, price, fee, liquidity maker/taker; in time
+    order: urgent market orders at the open, limits inside the bar, fallbacks at the close),
     ``fees``, ``slippage`` (USD), ``turnover`` (traded notional / equity), ``rejected``
     (dicts: pair, asset, reason, qty_unfilled), ``drawdown``, ``t`` and ``timestamp`` of the new bar.
 
@@ -139,6 +153,10 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
       is in ``rejected`` with ``qty_unfilled``; ``reset(options={"start": ...})`` is honoured
       (other keys raise); the reset info has a step's keys; ``spread_source`` selects quoted
       spreads (spread column, then the per-pair table) before a labelled estimator.
+    - v0, issue 10: optional ``action_mode="execution"`` (a (2N+1,) action: weights, then a
+      per-asset urgency choosing a market order over the limit-first rule). The default
+      ``action_mode="weights"`` is unchanged (same space, same results bit for bit), so the
+      id stays v0.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012 - gymnasium API
@@ -160,7 +178,8 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.market = resolve_market(market)
         self.core = BatchCore(self.market, cfg, 1, signals, signal_names)
         self.n_assets = self.market.n_assets
-        self.action_space = spaces.Box(-1.0, 1.0, (self.n_assets + 1,), np.float32)
+        self.action_mode = cfg.action_mode
+        self.action_space = spaces.Box(-1.0, 1.0, (self.core.action_width,), np.float32)
         self.observation_space = self.core.observation_space  # type: ignore[assignment]
         self.render_mode = render_mode
         self.recorder = EpisodeRecorder(self.market.assets)
@@ -179,7 +198,7 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._signals = self.core.signals
         self._timestamps = self.market.timestamps.tolist()
         self._labels = StepLabels(self._pairs, self._assets)
-        self._action_shape = (self.n_assets + 1,)
+        self._action_shape = (self.core.action_width,)
 
     @classmethod
     def from_config(
@@ -222,7 +241,7 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         try:
             reward = float(self.core.step(action)[0])
         except (ValueError, TypeError):
-            check_action(action, self._action_shape, "KrakenSpotEnv.step")
+            check_action(action, self._action_shape, "KrakenSpotEnv.step", self.action_mode)
             raise
         _, eq, cash, fees, slip, _, turnover, dd, _, _ = self._of0.tolist()
         t, n_fills, n_rej, term, trunc, _ = self._oi0.tolist()
@@ -279,7 +298,8 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     # ---------------------------------------------------------- helpers
     def action_to_weights(self, action: np.ndarray) -> np.ndarray:
-        """(N,) float64 target weights of ``action``; "keep" actions give the current weights."""
+        """(N,) float64 target weights of ``action`` ((N+1,), or the whole (2N+1,) execution-mode action);
+        "keep" actions give the current weights."""
         return self.core.action_to_weights(np.asarray(action, dtype=np.float64)[None, :])[0][0]
 
     def weights_to_action(self, weights: np.ndarray) -> np.ndarray:
@@ -294,7 +314,13 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return self.recorder.frame()
 
 
-def check_action(action: Any, expected: tuple[int, ...], where: str) -> None:
+ACTION_LAYOUTS = {
+    "weights": "one score per asset, then cash",
+    "execution": "one score per asset, then cash, then one urgency per asset (action_mode='execution')",
+}
+
+
+def check_action(action: Any, expected: tuple[int, ...], where: str, mode: str = "weights") -> None:
     """Raise a ValueError naming both shapes if ``action`` is not a numeric array of ``expected`` size.
 
     A wrong shape is a programming error (a policy built for another universe), not a
@@ -305,12 +331,12 @@ def check_action(action: Any, expected: tuple[int, ...], where: str) -> None:
         a = np.asarray(action, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(
-            f"{where}: action: expected a numeric array of shape {expected} (one score per asset, then cash), "
+            f"{where}: action: expected a numeric array of shape {expected} ({ACTION_LAYOUTS[mode]}), "
             f"got a non-numeric {type(action).__name__}"
         ) from None
     if a.size != int(np.prod(expected)):
         raise ValueError(
-            f"{where}: action: expected shape {expected} (one score per asset, then cash), "
+            f"{where}: action: expected shape {expected} ({ACTION_LAYOUTS[mode]}), "
             f"got shape {a.shape} ({type(action).__name__})"
         )
 

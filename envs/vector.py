@@ -15,7 +15,8 @@ sub-envs to reset; other keys raise ``ValueError``.
 Arguments are the single env's: ``KrakenSpotVectorEnv(num_envs, market=None, config=None,
 signals=None, signal_names=None, max_episode_steps=None, autoreset_mode=NEXT_STEP,
 **config_overrides)``, so ``gym.make_vec("KrakenSpot-v0", 4, episode_hours=50)`` works
-like ``gym.make``.
+like ``gym.make``. Actions are (num_envs, N+1), or (num_envs, 2N+1) with
+``action_mode="execution"`` (the single env's action per row).
 ``max_episode_steps`` (what ``gym.make_vec`` passes on) truncates an episode after that
 many steps, like gymnasium's ``TimeLimit``, with ``termination_reason="time_limit"``.
 
@@ -86,7 +87,8 @@ class KrakenSpotVectorEnv(VectorEnv):
         self.max_episode_steps = max_episode_steps
         self.core = BatchCore(self.market, self.config, num_envs, signals, signal_names)
         self.n_assets = self.market.n_assets
-        self.single_action_space = spaces.Box(-1.0, 1.0, (self.n_assets + 1,), np.float32)
+        self.action_mode = self.config.action_mode
+        self.single_action_space = spaces.Box(-1.0, 1.0, (self.core.action_width,), np.float32)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.single_observation_space = self.core.observation_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -95,7 +97,7 @@ class KrakenSpotVectorEnv(VectorEnv):
         self._all = np.arange(num_envs)
         self._labels = StepLabels(self.core.pair_names, self.market.assets)
         self._timestamps = self.market.timestamps
-        self._action_shape = (num_envs, self.n_assets + 1)
+        self._action_shape = (num_envs, self.core.action_width)
         self._no_reasons = np.full(num_envs, "", dtype=object)  # copied per step (np.full of objects is slower)
         self._last_records: tuple[weakref.ref[PerEnvRecords], ...] = ()
 
@@ -171,7 +173,7 @@ class KrakenSpotVectorEnv(VectorEnv):
         try:
             reward = core.step(actions).copy()
         except (ValueError, TypeError):
-            check_action(actions, self._action_shape, "KrakenSpotVectorEnv.step")
+            check_action(actions, self._action_shape, "KrakenSpotVectorEnv.step", self.action_mode)
             raise
         ints = led.oi.T.copy()  # one copy of the per-row outputs; info entries are its rows
         terminated = ints[Q_TERMINATED] != 0
@@ -226,7 +228,8 @@ class KrakenSpotVectorEnv(VectorEnv):
         return snapshot_of(self.core, i)
 
     def action_to_weights(self, actions: np.ndarray) -> np.ndarray:
-        """(num_envs, N) target weights of a batch of actions (current weights where "keep")."""
+        """(num_envs, N) target weights of a batch of (num_envs, N+1) actions, or whole (num_envs, 2N+1)
+        execution-mode actions (current weights where "keep")."""
         return self.core.action_to_weights(np.asarray(actions, dtype=np.float64))[0]
 
     def weights_to_action(self, weights: np.ndarray) -> np.ndarray:

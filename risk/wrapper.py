@@ -8,7 +8,9 @@
    outside [-1, 1] are clipped first, with a recorded reason). An action of the wrong shape
    or not numeric is a programming error (a policy built for another universe): ValueError;
 3. projects them with `RiskProjector.project` and executes the result, passed back as an
-   action through ``env.unwrapped.weights_to_action``;
+   action through ``env.unwrapped.weights_to_action``. In the env's ``action_mode="execution"``
+   the action is (2N+1,): only its first N+1 entries (the weights part) are checked and
+   projected; the N urgencies are passed to the env unchanged after the executed weights;
 4. writes ``info["risk"]`` (`RiskDecision.to_info`: proposed, executed, interventions with
    amounts, ladder level, drawdown, kill-switch state and triggers, halt) plus
    ``realised``: the weights the fills really produced, in the executed target's units
@@ -52,24 +54,44 @@ from risk.limits import SPEC_A, RiskLimits, resolve_limits
 from risk.projection import Intervention, RiskDecision, RiskProjector
 
 
-def action_to_proposal(base: Any, action: Any, current: np.ndarray) -> tuple[np.ndarray, Intervention | None]:
-    """Proposed weights from an env action, sanitised before the env's own conversion.
+def execution_mode(base: Any) -> bool:
+    """Whether the env takes (2N+1,) actions: weights part, then one urgency per asset."""
+    return getattr(base, "action_mode", "weights") == "execution"
 
-    Raises ValueError for an action that is not numeric or not of shape (N+1,).
+
+def split_action(base: Any, action: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """(weights part (N+1,), urgencies (N,) or None) of an env action, as float64 copies.
+
+    Raises ValueError for an action that is not numeric or not of the env's shape ((N+1,), or
+    (2N+1,) in execution mode).
     """
     n = int(base.n_assets)
+    urgent = execution_mode(base)
+    width = 2 * n + 1 if urgent else n + 1
+    layout = "one score per asset, then cash" + (", then one urgency per asset" if urgent else "")
     try:
         a = np.array(action, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(
-            f"RiskWrapper.step: action: expected a numeric array of shape ({n + 1},) (one score per asset, "
-            f"then cash), got a non-numeric {type(action).__name__}"
+            f"RiskWrapper.step: action: expected a numeric array of shape ({width},) ({layout}), "
+            f"got a non-numeric {type(action).__name__}"
         ) from None
-    if a.shape != (n + 1,):
+    if a.shape != (width,):
         raise ValueError(
-            f"RiskWrapper.step: action: expected shape ({n + 1},) (one score per asset, then cash), "
+            f"RiskWrapper.step: action: expected shape ({width},) ({layout}), "
             f"got shape {a.shape} ({type(action).__name__})"
         )
+    return (a[: n + 1].copy(), a[n + 1 :].copy()) if urgent else (a, None)
+
+
+def action_to_proposal(base: Any, action: Any, current: np.ndarray) -> tuple[np.ndarray, Intervention | None]:
+    """Proposed weights from an env action, sanitised before the env's own conversion.
+
+    Raises ValueError for an action that is not numeric or not of the env's shape (`split_action`);
+    in execution mode only the weights part is read (urgencies are not weights).
+    """
+    n = int(base.n_assets)
+    a, _ = split_action(base, action)
     clipped = clip_action(a, np.empty(n + 1))  # in place; the same checks as np.isfinite / np.clip
     if clipped < 0.0:
         return current.copy(), Intervention("sanitise", (), 0.0, "NaN/inf in action: held current weights")
@@ -165,7 +187,10 @@ class RiskWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         decision, pre, before = self._decide(action)
         base = self.env.unwrapped
-        obs, reward, terminated, truncated, info = self.env.step(base.weights_to_action(decision.target))  # type: ignore[attr-defined]
+        executed = base.weights_to_action(decision.target)  # type: ignore[attr-defined]
+        if execution_mode(base):  # the urgencies pass through unchanged
+            executed = np.concatenate([executed, split_action(base, action)[1]])  # type: ignore[list-item]
+        obs, reward, terminated, truncated, info = self.env.step(executed)
         info["risk"] = _info(decision, pre, action)
         realised = realised_weights(before, units_after(base))
         info["risk"]["realised"] = realised
@@ -218,8 +243,12 @@ class RiskVectorWrapper(VectorWrapper):
         base = self.env.unwrapped
         n, k = self.num_envs, int(base.n_assets)  # type: ignore[attr-defined]
         acts = np.array(actions, dtype=np.float64, copy=True)
-        if acts.shape != (n, k + 1):
-            raise ValueError(f"actions: expected shape {(n, k + 1)}, got {acts.shape}")
+        width = 2 * k + 1 if execution_mode(base) else k + 1
+        if acts.shape != (n, width):
+            raise ValueError(f"actions: expected shape {(n, width)}, got {acts.shape}")
+        raw = acts
+        urgency = raw[:, k + 1 :] if width != k + 1 else None  # passed through unchanged
+        acts = raw[:, : k + 1]
         finite = np.all(np.isfinite(acts), axis=1)
         proposals = np.asarray(base.action_to_weights(np.where(finite[:, None], np.clip(acts, -1, 1), 0.0)))  # type: ignore[attr-defined]
         targets = np.zeros((n, k))
@@ -245,8 +274,11 @@ class RiskVectorWrapper(VectorWrapper):
             d = self.projectors[i].project(snap, prop)
             targets[i] = d.target
             halted[i] = d.halted
-            risk.append(_info(d, pre, acts[i]))
-        obs, rewards, terms, truncs, infos = self.env.step(base.weights_to_action(targets))  # type: ignore[attr-defined]
+            risk.append(_info(d, pre, raw[i]))
+        executed = base.weights_to_action(targets)  # type: ignore[attr-defined]
+        if urgency is not None:
+            executed = np.concatenate([executed, urgency], axis=1)
+        obs, rewards, terms, truncs, infos = self.env.step(executed)
         for i in range(n):
             if not self._ended[i]:
                 realised = realised_weights(snaps[i], units_after(base, i))

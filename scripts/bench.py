@@ -49,7 +49,7 @@ def first_step(market: MarketData, config: EnvConfig, seed: int) -> float:
 def bench_single(market: MarketData, config: EnvConfig, steps: int, seed: int) -> float:
     """Random float32 actions, info built as normal (fills and rejections as dicts)."""
     env = KrakenSpotEnv(market, config)
-    actions = np.random.default_rng(seed).uniform(-1, 1, size=(steps, env.n_assets + 1)).astype(np.float32)
+    actions = np.random.default_rng(seed).uniform(-1, 1, size=(steps, env.core.action_width)).astype(np.float32)
     env.reset(seed=seed)
     t0 = time.perf_counter()
     for a in actions:
@@ -76,7 +76,7 @@ def bench_cartpole(steps: int, seed: int) -> float:
 def bench_vector(market: MarketData, config: EnvConfig, n_envs: int, steps: int, seed: int) -> float:
     venv = KrakenSpotVectorEnv(n_envs, market=market, config=config)
     rng = np.random.default_rng(seed)
-    actions = rng.uniform(-1, 1, size=(steps, n_envs, market.n_assets + 1)).astype(np.float32)
+    actions = rng.uniform(-1, 1, size=(steps, n_envs, venv.core.action_width)).astype(np.float32)
     venv.reset(seed=seed)
     venv.step(actions[0])  # the batched observation path's first call
     t0 = time.perf_counter()
@@ -101,7 +101,7 @@ def bench_ppo(market: MarketData, config: EnvConfig, timesteps: int, n_steps: in
 def profile_single(market: MarketData, config: EnvConfig, steps: int, seed: int) -> list[dict[str, Any]]:
     """cProfile of the single-env step loop: top functions by own time, as table rows."""
     env = KrakenSpotEnv(market, config)
-    actions = np.random.default_rng(seed).uniform(-1, 1, size=(steps, env.n_assets + 1)).astype(np.float32)
+    actions = np.random.default_rng(seed).uniform(-1, 1, size=(steps, env.core.action_width)).astype(np.float32)
     env.reset(seed=seed)
     prof = cProfile.Profile()
     prof.enable()

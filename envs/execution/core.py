@@ -66,8 +66,10 @@ class BatchCore:
         self.reward_state = RewardState(n)
         self.length = self.ledger.length  # (B,) episode lengths (a view of the ledger state)
         self._reward = np.zeros(n)
-        self._action_shape = (n, self.n_assets + 1)
-        self._flat_action_shape = (self.n_assets + 1,) if n == 1 else None
+        # weights mode: N+1 entries per row; execution mode: 2N+1 (the same N+1, then one urgency per asset)
+        self.action_width = self.ledger.action_width
+        self._action_shape = (n, self.action_width)
+        self._flat_action_shape = (self.action_width,) if n == 1 else None
         self._action_buf = np.zeros(self._action_shape)
         # hot-path constants (the ledger's buffers are never rebound, so views stay valid)
         self._kernel, self._kernel_args = K.step_rows, self.ledger.kernel_args
@@ -129,9 +131,9 @@ class BatchCore:
 
     # -------------------------------------------------------------- actions
     def as_actions(self, action: np.ndarray) -> np.ndarray:
-        """Any action input -> the (B, N+1) float64 C-contiguous array the kernels read.
+        """Any action input -> the (B, W) float64 C-contiguous array the kernels read (W = `action_width`).
 
-        Real-valued arrays of shape (B, N+1) (or (N+1,) when B = 1) are copied into a
+        Real-valued arrays of shape (B, W) (or (W,) when B = 1) are copied into a
         reused buffer (float32 -> float64 is exact); anything else goes through
         ``np.asarray(..., float64).reshape`` (which raises on a wrong size).
         """
@@ -148,7 +150,15 @@ class BatchCore:
         return np.ascontiguousarray(np.asarray(a, dtype=np.float64).reshape(self._action_shape))
 
     def action_to_weights(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(B, N+1) actions -> (B, N) target weights and the (B,) "keep current weights" mask."""
+        """(B, N+1) actions -> (B, N) target weights and the (B,) "keep current weights" mask.
+
+        In execution mode a full (B, 2N+1) action works too (its urgencies do not change weights).
+        """
+        k = self.n_assets + 1
+        if self.action_width != k:
+            a = np.asarray(action, dtype=np.float64)
+            if a.shape[-1:] == (k,):  # the weights part alone
+                return self.ledger.action_to_weights(np.ascontiguousarray(a.reshape(self.n, k)))
         return self.ledger.action_to_weights(self.as_actions(action))
 
     @staticmethod

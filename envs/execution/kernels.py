@@ -36,8 +36,9 @@ R_SCALE, R_ORDERMIN, R_COSTMIN = range(3)
 P_MOF, P_K, P_MAXSLIP, P_MAKER, P_TAKER, P_HALT, P_AGE_SCALE, P_PENALTY, P_VOL0 = range(9)
 N_FP = 9
 # int parameters ``ip``
-I_LIMIT, I_FALLBACK_MARKET, I_TIERED, I_TTL, I_HALT_ON = range(5)
-N_IP = 5
+# I_EXEC: action_mode "execution": actions are (B, 2N+1), entries N+1.. are per-asset urgencies
+I_LIMIT, I_FALLBACK_MARKET, I_TIERED, I_TTL, I_HALT_ON, I_EXEC = range(6)
+N_IP = 6
 # float state ``fst`` (S, B); S_VOL30 is the USD traded in the episode's last FEE_WINDOW steps
 # (the pre-episode credit ``fp[P_VOL0]`` is added when the rates are looked up, see `step_rows`)
 S_CASH, S_EQUITY, S_PEAK, S_CUM_FEES, S_CUM_SLIP, S_CUM_TRADED, S_VOL30 = range(7)
@@ -54,6 +55,7 @@ N_OF = 10
 Q_T, Q_N_FILLS, Q_N_REJECTED, Q_TERMINATED, Q_TRUNCATED, Q_HOLD = range(6)
 N_OI = 6
 # fill records ``fv`` (B, 2N, 3): qty, price, fee; codes ``fc`` (B, 2N) = (asset * 2 + buy) * 2 + maker
+# (at most two per asset and step: an urgent market order fills once; a limit in phase A and/or B)
 V_QTY, V_PRICE, V_FEE = range(3)
 # shortfall records: codes ``rc`` (B, 2N) = asset * REASON_SLOTS + reason (orders.REASONS), unfilled
 # base quantities ``rq`` (B, 2N); at most two per asset and step (a refusal, no bar, expiry or the
@@ -383,7 +385,12 @@ def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarr
               isc: np.ndarray, stk: np.ndarray) -> None:
     """One bar for every row: actions ``act`` (B, N+1) -> orders, fills, marks and the step outputs.
 
-    ``sc`` (16, N) float64, ``isc`` (2, N) int64 and ``stk`` (4, 64) float64 are scratch space.
+    ``sc`` (19, N) float64, ``isc`` (3, N) int64 and ``stk`` (4, 64) float64 are scratch space.
+
+    Execution mode (``ip[I_EXEC]``, limit orders only): ``act`` is (B, 2N+1) and an urgency
+    ``act[b, N+1+i] > 0`` makes asset i's new order of this step a market order at the open
+    of t+1 (taker, filled before the limits of the other assets, then gone from the book);
+    without a new decision (hold) there are no urgent orders.
 
     Shortfalls: an order refused at sizing records its wanted quantity; an order that leaves
     the book this step (market orders, expiring limits) records what did not fill, split by
@@ -392,6 +399,7 @@ def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarr
     """
     n_rows, n = w.shape
     limit = ip[I_LIMIT] != 0
+    urgency_on = limit and ip[I_EXEC] != 0  # with market orders every order is urgent anyway
     fallback = limit and ip[I_FALLBACK_MARKET] != 0
     ttl = ip[I_TTL]
     k, cap_slip = fp[P_K], fp[P_MAXSLIP]
@@ -399,7 +407,8 @@ def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarr
     qa, pa, fa, qb, pb, fb = sc[5], sc[6], sc[7], sc[8], sc[9], sc[10]
     buy_q, ref, rate = sc[11], sc[12], sc[13]
     short, cash_short = sc[14], sc[15]  # unfilled qty of the record in ``rej``; cash-cut qty of a buy
-    buy, rej = isc[0], isc[1]
+    qm, pm, fm = sc[16], sc[17], sc[18]  # fills of urgent market orders at the open (execution mode)
+    buy, rej, urg = isc[0], isc[1], isc[2]  # ``urg`` stays all 0 unless ``urgency_on``
     for b in range(n_rows):
         if ist[J_T, b] + 1 >= mk.shape[1] or ist[J_T, b] < 0:
             raise IndexError("step past the last bar of the market: reset the env after truncation")
@@ -431,6 +440,11 @@ def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarr
             rej[i] = 0
             short[i] = 0.0
             cash_short[i] = 0.0
+        n_urg = 0
+        if urgency_on:
+            for i in range(n):
+                urg[i] = 1 if (not hold) and act[b, n + 1 + i] > 0.0 else 0  # NaN compares False: limit
+                n_urg += urg[i]
         if not hold:
             mof_eq = fp[P_MOF] * eq_before
             for i in range(n):
@@ -468,9 +482,23 @@ def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarr
             qty[i] = abs(pend[i])
         slip = 0.0
         if limit:
+            if n_urg > 0:  # urgent assets: market orders at the open (taker), before the limits trade
+                for i in range(n):
+                    q[i] = _floor_lot(_min(qty[i] if (urg[i] != 0 and mk[M_OK, u, i] != 0.0) else 0.0,
+                                           mk[M_CAP, u, i]), rules[R_SCALE, i])
+                cash, slip = _market(q, buy, mk[M_OPEN, u], mk[M_HALF, t], mk[M_SIGMA, t], mk[M_DVOL, u], k,
+                                     cap_slip, taker, units, cash, rules, qm, pm, fm, buy_q, s1, ref, rate, stk)
+                for i in range(n):
+                    if urg[i] != 0 and qty[i] > 0.0:
+                        if mk[M_OK, u, i] != 0.0:
+                            c = mk[M_CAP, u, i]
+                            _shortfall(i, qty[i], q[i], qm[i], c, c, buy[i] != 0, rej, short, cash_short)
+                        else:
+                            rej[i] = NO_BAR
+                            short[i] = qty[i]
             for i in range(n):
                 hit = False
-                if mk[M_OK, u, i] != 0.0:
+                if mk[M_OK, u, i] != 0.0 and urg[i] == 0:
                     hit = mk[M_LOW, u, i] < ppx[i] if buy[i] else mk[M_HIGH, u, i] > ppx[i]
                 q[i] = _floor_lot(_min(qty[i] if hit else 0.0, mk[M_CAP, u, i]), rules[R_SCALE, i])
                 pa[i] = ppx[i]
@@ -488,15 +516,16 @@ def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarr
         # --- 3. phase B at the close of t+1: expired limits fall back to market (or are cancelled)
         if limit:
             for i in range(n):
-                px[i] = _snap_lot(qty[i] - qa[i], rules[R_SCALE, i])  # remaining
+                px[i] = 0.0 if urg[i] != 0 else _snap_lot(qty[i] - qa[i], rules[R_SCALE, i])  # remaining
             if fallback:
                 for i in range(n):
                     ok = mk[M_OK, u, i] != 0.0
                     go = (ag[i] + 1 >= ttl) and ok and px[i] > 0.0
                     room = _max(mk[M_CAP, u, i] - qa[i], 0.0)
                     q[i] = _floor_lot(_min(px[i] if go else 0.0, room), rules[R_SCALE, i])
-                cash, slip = _market(q, buy, mk[M_CLOSE, u], mk[M_HALF, t], mk[M_SIGMA, t], mk[M_DVOL, u], k,
-                                     cap_slip, taker, units, cash, rules, qb, pb, fb, buy_q, s1, ref, rate, stk)
+                cash, slip_b = _market(q, buy, mk[M_CLOSE, u], mk[M_HALF, t], mk[M_SIGMA, t], mk[M_DVOL, u], k,
+                                       cap_slip, taker, units, cash, rules, qb, pb, fb, buy_q, s1, ref, rate, stk)
+                slip = slip + slip_b
                 for i in range(n):
                     if (ag[i] + 1 >= ttl) and mk[M_OK, u, i] != 0.0 and px[i] > 0.0:  # the fallback was sent
                         room = _max(mk[M_CAP, u, i] - qa[i], 0.0)
@@ -526,17 +555,33 @@ def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarr
                     short[i] = qty[i]
                 pend[i] = 0.0
         # --- 4. totals, records and the mark at the close of t+1
-        fees_paid = _pwsum(fa, n, stk)
-        for i in range(n):
-            s1[i] = qa[i] * pa[i]
-        traded = _pwsum(s1, n, stk)
         nf = 0
+        filled = False
+        if n_urg > 0:  # the urgent market fills come first (they traded at the open)
+            fees_paid = _pwsum(fm, n, stk)
+            for i in range(n):
+                s1[i] = qm[i] * pm[i]
+            traded = _pwsum(s1, n, stk)
+            for i in range(n):
+                filled = filled or qm[i] > 0.0
+                if qm[i] != 0.0:
+                    fc[b, nf] = (i * 2 + (1 if buy[i] else 0)) * 2
+                    fv[b, nf, V_QTY], fv[b, nf, V_PRICE], fv[b, nf, V_FEE] = qm[i], pm[i], fm[i]
+                    nf += 1
+            fees_paid = fees_paid + _pwsum(fa, n, stk)
+            for i in range(n):
+                s1[i] = qa[i] * pa[i]
+            traded = traded + _pwsum(s1, n, stk)
+        else:
+            fees_paid = _pwsum(fa, n, stk)
+            for i in range(n):
+                s1[i] = qa[i] * pa[i]
+            traded = _pwsum(s1, n, stk)
         for i in range(n):
             if qa[i] != 0.0:
                 fc[b, nf] = (i * 2 + (1 if buy[i] else 0)) * 2 + (1 if limit else 0)
                 fv[b, nf, V_QTY], fv[b, nf, V_PRICE], fv[b, nf, V_FEE] = qa[i], pa[i], fa[i]
                 nf += 1
-        filled = False
         for i in range(n):
             filled = filled or qa[i] > 0.0
         if fallback:

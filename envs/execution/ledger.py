@@ -11,7 +11,10 @@ One step (decision at the close of bar t, orders inside bar t+1, mark at its clo
 1. New target weights (rows not holding) are turned into lot-rounded orders at the
    decision price (`orders.size_orders`); they replace any resting orders.
 2. Phase A inside bar t+1: limit orders that the bar trades through fill at their limit
-   (maker); in market mode every order fills at the open plus slippage (taker).
+   (maker); in market mode every order fills at the open plus slippage (taker). In
+   ``action_mode="execution"`` an urgent asset's new order (urgency > 0) is a market order
+   at the open (taker, filled before the limits, never resting); the others follow
+   ``order_type``.
 3. Phase B at the close of t+1: limit orders that reached their time-to-live fall back
    to a market order at the close plus slippage (taker), or are cancelled.
 4. Every fill: sells first (capped at units held), then buys (scaled down together so
@@ -95,6 +98,8 @@ class BatchLedger:
         ip[K.I_TIERED] = fees.tiered
         ip[K.I_TTL] = config.limit_ttl_bars
         ip[K.I_HALT_ON] = config.halt_drawdown is not None
+        ip[K.I_EXEC] = config.action_mode == "execution"
+        self.action_width = 2 * n_assets + 1 if ip[K.I_EXEC] else n_assets + 1
         self.fp, self.ip = fp, ip
         # state (views below) and step outputs, all written in place by the kernels
         self.fst = np.zeros((K.N_FST, n))
@@ -111,7 +116,7 @@ class BatchLedger:
         self.rc = np.zeros((n, 2 * n_assets), dtype=np.int64)  # shortfall records: asset * REASON_SLOTS + reason
         self.rq = np.zeros((n, 2 * n_assets))  # their unfilled base quantities
         self.pf = np.zeros((n, n_assets + 3), dtype=np.float32)
-        self.scratch = np.zeros((16, n_assets)), np.zeros((2, n_assets), dtype=np.int64), np.zeros((4, 64))
+        self.scratch = np.zeros((19, n_assets)), np.zeros((3, n_assets), dtype=np.int64), np.zeros((4, 64))
         self.cash, self.equity, self.peak = self.fst[K.S_CASH], self.fst[K.S_EQUITY], self.fst[K.S_PEAK]
         self.cum_fees, self.cum_slippage = self.fst[K.S_CUM_FEES], self.fst[K.S_CUM_SLIP]
         self.cum_traded, self.vol30 = self.fst[K.S_CUM_TRADED], self.fst[K.S_VOL30]
@@ -157,7 +162,10 @@ class BatchLedger:
         return self.w.copy()
 
     def action_to_weights(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(B, N+1) float64 actions -> new (B, N) target weights and (B,) "keep" flags."""
+        """(B, N+1) float64 actions -> new (B, N) target weights and (B,) "keep" flags.
+
+        Wider rows (execution mode's (B, 2N+1)) work too: only their first N+1 entries are read.
+        """
         target = np.empty_like(self.w)
         hold = np.empty(self.n, dtype=np.bool_)
         K.actions_to_weights(actions, self.mk, self.t, self.w, target, hold, self.scratch[0], self.scratch[2])
@@ -165,7 +173,7 @@ class BatchLedger:
 
     # ------------------------------------------------------------------- step
     def step(self, actions: np.ndarray) -> None:
-        """Advance every row one bar on (B, N+1) float64 C-contiguous ``actions``.
+        """Advance every row one bar on (B, N+1) float64 C-contiguous ``actions``; (B, 2N+1) in execution mode.
 
         Rows with ``force_hold`` set send no new orders (the vector env's autoreset step).
         Results are in ``of``/``oi`` (per-row scalars), ``target``, ``fv``/``fc`` (fills),

@@ -10,7 +10,9 @@ One step (decision at the close of bar t, orders inside bar t+1, mark at its clo
 1. New target weights (rows not holding) are turned into lot-rounded orders at the
    decision price (`orders.size_orders`); they replace any resting orders.
 2. Phase A inside bar t+1: limit orders that the bar trades through fill at their limit
-   (maker); in market mode every order fills at the open plus slippage (taker).
+   (maker); in market mode every order fills at the open plus slippage (taker). Urgent
+   orders (``action_mode="execution"``, urgency > 0 on a new decision) are market orders at
+   the open, filled first (their own phase), and never rest.
 3. Phase B at the close of t+1: limit orders that reached their time-to-live fall back
    to a market order at the close plus slippage (taker), or are cancelled.
 4. Every fill: sells first (capped at units held), then buys (scaled down together so
@@ -66,7 +68,9 @@ class StepOut:
     slippage: np.ndarray  # (B,) USD conceded to spread and impact this step
     traded: np.ndarray  # (B,) USD notional traded this step
     is_buy: np.ndarray  # (B, N) side of the order behind each fill
-    phases: tuple[Fills, ...]  # phase A (limit or market at open), phase B (fallback at close)
+    # [urgent market orders at the open, when a row has any,] phase A (limit or market at the open),
+    # [phase B (fallback at the close), with limit orders and the market fallback]
+    phases: tuple[Fills, ...]
     ordered: np.ndarray  # (B, N) base quantity of the order worked in this bar (0: none)
     reject: np.ndarray  # (B, N) int8 reason code of each asset's first shortfall record (orders.REASONS)
     unfilled: np.ndarray  # (B, N) its unfilled base quantity
@@ -150,8 +154,11 @@ class NumpyLedger:
         return np.where(before > 0, self.vol30 + self.cfg.fee_volume_30d * before / FEE_WINDOW, self.vol30)
 
     # ------------------------------------------------------------------- step
-    def step(self, target: np.ndarray, hold: np.ndarray) -> StepOut:
-        """Advance every row one bar: orders from ``target`` (B, N) unless ``hold`` (B,)."""
+    def step(self, target: np.ndarray, hold: np.ndarray, urgency: np.ndarray | None = None) -> StepOut:
+        """Advance every row one bar: orders from ``target`` (B, N) unless ``hold`` (B,).
+
+        ``urgency`` (B, N) (execution mode): > 0 makes the new order a market order at the open.
+        """
         a, cfg = self.a, self.cfg
         self._w = None
         t = self.t
@@ -176,6 +183,11 @@ class NumpyLedger:
                 self.age = np.zeros_like(self.age)
             unfilled = np.where(reject != 0, size, 0.0)  # a refused order leaves all it wanted unfilled
 
+        urgent = None
+        if self.limit and urgency is not None:
+            urgent = (np.asarray(urgency, dtype=np.float64) > 0.0) & ~hold[:, None]  # NaN compares False
+            if not urgent.any():
+                urgent = None
         is_buy = self.pend > 0.0
         qty = np.abs(self.pend)
         ok = a.exec_ok[u]
@@ -184,8 +196,19 @@ class NumpyLedger:
         slip = np.zeros(self.n)
         cash_short = np.zeros(self.pend.shape)
         short = (reject, unfilled, cash_short)  # updated in place by _shortfall
+        phases = []
         if self.limit:
+            if urgent is not None:  # urgent assets: market orders at the open, before the limits trade
+                q_m = floor_to_lot(np.minimum(np.where(urgent & ok, qty, 0.0), cap), self.rules.scale)
+                phase_m, slip = self._market(q_m, is_buy, sign, a.open[u], t, u, taker)
+                _shortfall(urgent & (qty > 0.0) & ok, qty, q_m, phase_m.qty, cap, cap, is_buy, *short)
+                gone = urgent & ~ok & (qty > 0.0)
+                reject[gone] = NO_BAR
+                unfilled[gone] = qty[gone]
+                phases.append(phase_m)
             hit = ok & traded_through(is_buy, self.pend_px, a.low[u], a.high[u])
+            if urgent is not None:
+                hit &= ~urgent
             q_a = floor_to_lot(np.minimum(np.where(hit, qty, 0.0), cap), self.rules.scale)
             phase_a = self._fill(q_a, is_buy, self.pend_px, maker, True)
         else:
@@ -196,14 +219,17 @@ class NumpyLedger:
         # residue (1354.6710504 - 1354.6710502 = 1.9999985e-07) would lose a lot to the next floor
         scale = self.rules.scale
         remaining = np.rint((qty - phase_a.qty) * scale) / scale
-        phases = [phase_a]
+        if urgent is not None:
+            remaining = np.where(urgent, 0.0, remaining)  # a market order leaves the book after its bar
+        phases.append(phase_a)
         if self.limit:
             expire = self.age + 1 >= cfg.limit_ttl_bars
             if self.fallback_market:
                 go = expire & ok & (remaining > 0.0)
                 room = np.maximum(cap - phase_a.qty, 0.0)
                 q_b = floor_to_lot(np.minimum(np.where(go, remaining, 0.0), room), self.rules.scale)
-                phase_b, slip = self._market(q_b, is_buy, sign, a.close[u], t, u, taker)
+                phase_b, slip_b = self._market(q_b, is_buy, sign, a.close[u], t, u, taker)
+                slip = slip + slip_b
                 _shortfall(go, remaining, q_b, phase_b.qty, room, cap, is_buy, *short)
                 remaining = np.rint((remaining - phase_b.qty) * scale) / scale
                 phases.append(phase_b)

@@ -82,16 +82,23 @@ class ReferenceLedger:
                 tier = k
         return dec(self.fees.maker_rates[tier]), dec(self.fees.taker_rates[tier])
 
-    def step(self, target: np.ndarray | None) -> list[RefFill]:
-        """One bar; ``target`` is the (N,) weight vector, or None to keep current weights."""
+    def step(self, target: np.ndarray | None, urgency: np.ndarray | None = None) -> list[RefFill]:
+        """One bar; ``target`` is the (N,) weight vector, or None to keep current weights.
+
+        ``urgency`` (N,) (execution mode): > 0 sends that asset's new order as a market order.
+        """
         with localcontext() as ctx:
             ctx.prec = PRECISION
-            return self._step(target)
+            return self._step(target, urgency)
 
-    def _step(self, target: np.ndarray | None) -> list[RefFill]:
+    def _step(self, target: np.ndarray | None, urgency: np.ndarray | None) -> list[RefFill]:
         a, cfg = self.a, self.cfg
         t, u = self.t, self.t + 1
         maker, taker = self._rates()
+        limit = cfg.order_type == "limit"
+        # an urgent asset's new order is a market order at the open (limit mode; market mode: all are)
+        urgent = [limit and target is not None and urgency is not None and bool(urgency[i] > 0)
+                  for i in range(self.n)]
         short: dict[int, tuple[str, Decimal]] = {}  # each asset's first shortfall record
         cash_short: dict[int, Decimal] = {}  # what a cash shortage cut off a buy
         if target is not None:
@@ -111,12 +118,28 @@ class ReferenceLedger:
                 short[i] = ("zero_volume" if cap[i] == 0 else "participation_cap", want - sent)
             if buy[i] and sent > done:
                 cash_short[i] = sent - done
+        if any(urgent):  # market orders at the open, before any limit trades
+            q_m = [ZERO] * self.n
+            px_m = [ZERO] * self.n
+            for i in range(self.n):
+                if urgent[i] and qty[i] > 0 and ok[i]:
+                    px_m[i] = dec(a.open[u, i])
+                    c = cap[i]
+                    q_m[i] = self._floor(qty[i] if c is None else min(qty[i], c), i)
+            fills_m, done_m = self._fill(q_m, px_m, buy, taker, True, t, u, "taker")
+            fills += fills_m
+            for i in range(self.n):
+                if urgent[i] and qty[i] > 0:
+                    if ok[i]:
+                        cut(i, qty[i], q_m[i], done_m[i], cap[i])
+                    else:
+                        short[i] = ("no_bar", qty[i])
         q_a = [ZERO] * self.n
         px_a = [ZERO] * self.n
         for i in range(self.n):
-            if qty[i] <= 0 or not ok[i]:
+            if qty[i] <= 0 or not ok[i] or urgent[i]:
                 continue
-            if cfg.order_type == "limit":
+            if limit:
                 hit = dec(a.low[u, i]) < self.pend_px[i] if buy[i] else dec(a.high[u, i]) > self.pend_px[i]
                 if not hit:
                     continue
@@ -125,11 +148,10 @@ class ReferenceLedger:
                 px_a[i] = dec(a.open[u, i])
             c = cap[i]
             q_a[i] = self._floor(qty[i] if c is None else min(qty[i], c), i)
-        limit = cfg.order_type == "limit"
         done_a = self._fill(q_a, px_a, buy, maker if limit else taker, not limit, t, u, "maker" if limit else "taker")
         fills += done_a[0]
         filled = done_a[1]
-        remaining = [qty[i] - filled[i] for i in range(self.n)]
+        remaining = [ZERO if urgent[i] else qty[i] - filled[i] for i in range(self.n)]
         if limit:
             expire = [self.age[i] + 1 >= cfg.limit_ttl_bars for i in range(self.n)]
             if cfg.limit_fallback == "market":

@@ -34,10 +34,14 @@ class NumpyStepper:
         self.length = env_core.length.copy()
 
     def step(self, actions: np.ndarray) -> tuple:
+        """One step on (B, N+1) actions, or (B, 2N+1) execution-mode actions (weights, then urgencies)."""
         led = self.led
-        target, hold = numpy_action_to_weights(actions, led.weights(), self.a.tradable[led.t])
+        n = led.units.shape[1]
+        actions = np.asarray(actions, dtype=np.float64).reshape(led.n, -1)
+        urgency = actions[:, n + 1 :] if self.cfg.action_mode == "execution" else None
+        target, hold = numpy_action_to_weights(actions[:, : n + 1], led.weights(), self.a.tradable[led.t])
         dd_before = 1.0 - led.equity / led.peak
-        out = led.step(target, hold)
+        out = led.step(target, hold, urgency)
         dd_after = 1.0 - led.equity / led.peak
         reward = compute_reward(self.cfg, self.rs, out.equity_before, out.equity, dd_before, dd_after)
         terminated = out.equity <= 0.0
