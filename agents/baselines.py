@@ -497,7 +497,7 @@ class EpisodeResult:
     n_fills: np.ndarray  # (n,) int
     weights: np.ndarray  # (n, N) after each step
     target_weights: np.ndarray  # (n, N) executed targets (after the risk layer)
-    actions: np.ndarray  # (n, N + 1) what the policy proposed
+    actions: np.ndarray  # (n, N + 1) what the policy proposed ((n, 2N + 1) in the env's execution mode)
     fills: list[list[dict[str, Any]]]  # per step, the env's fill records (pair, asset, side, qty, price, fee, ...)
     interventions: dict[str, int]  # risk.intervention_counts: steps each rule changed the target
     intervention_rules: list[tuple[str, ...]] = field(default_factory=list)  # per step, rules that bound
@@ -594,7 +594,7 @@ def run_policy(
         n_fills=np.asarray([len(f) for f in fills], dtype=np.int64),
         weights=np.asarray(w).reshape(-1, n),
         target_weights=np.asarray(tw).reshape(-1, n),
-        actions=np.asarray(acts).reshape(-1, n + 1),
+        actions=np.asarray(acts).reshape(len(acts), -1) if acts else np.zeros((0, n + 1)),
         fills=fills,
         interventions=intervention_counts(risk_log),
         intervention_rules=rules,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from envs.data.align import iso
 from envs.data.market import MarketData
@@ -174,17 +175,21 @@ class TrainPeriod:
         return cls(**json.loads(path.read_text()))
 
 
+def utc(value: str, name: str) -> pd.Timestamp:
+    """An ISO date/time as a UTC timestamp (naive means UTC); ConfigError naming ``name`` if unreadable."""
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: expected an ISO date/time, got {value!r} ({exc})") from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
 def check_no_overlap(eval_start: str, eval_end: str, period: TrainPeriod, run: str | Path) -> None:
     """Raise `PeriodOverlapError` naming both periods if the evaluation starts at or before the training end."""
-    import pandas as pd
-
-    es, ee = pd.Timestamp(eval_start), pd.Timestamp(eval_end)
-    es = es.tz_localize("UTC") if es.tzinfo is None else es
-    ee = ee.tz_localize("UTC") if ee.tzinfo is None else ee
+    es, ee = utc(eval_start, "eval.start"), utc(eval_end, "eval.end")
     if ee < es:
         raise ConfigError(f"eval.end {eval_end} is before eval.start {eval_start}")
-    end = pd.Timestamp(period.end)
-    first = pd.Timestamp(period.start)
+    end, first = utc(period.end, "train_period.end"), utc(period.start, "train_period.start")
     if es <= end and ee >= first:
         raise PeriodOverlapError(
             f"evaluation period {es.isoformat()} .. {ee.isoformat()} overlaps the training period "

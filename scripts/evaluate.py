@@ -46,7 +46,7 @@ from agents.baselines import (
 from agents.envs import evaluation_env
 from agents.evaluation import metrics_document, predictor_quality, regime_labels, write_metrics
 from agents.metrics import sharpe_ratio
-from agents.pipeline import Period, StoreInfo, TrainPeriod, check_no_overlap, prediction_store, store_signals
+from agents.pipeline import Period, StoreInfo, TrainPeriod, check_no_overlap, prediction_store, store_signals, utc
 from agents.policies import FlatPolicy, HierarchicalPolicy
 from agents.report import write_report
 from agents.training import AgentConfig
@@ -102,9 +102,7 @@ def effective_config(cfg: DictConfig, run_cfg: DictConfig | None) -> DictConfig:
 
 
 def eval_period(market: MarketData, start: str, end: str) -> Period:
-    s, e = pd.Timestamp(start), pd.Timestamp(end)
-    s = s.tz_localize("UTC") if s.tzinfo is None else s
-    e = e.tz_localize("UTC") if e.tzinfo is None else e
+    s, e = utc(start, "eval.start"), utc(end, "eval.end")
     lo = int(np.searchsorted(market.timestamps, int(s.timestamp()), side="left"))
     hi = int(np.searchsorted(market.timestamps, int(e.timestamp()), side="right")) - 1
     if lo >= market.n_bars or hi <= lo:

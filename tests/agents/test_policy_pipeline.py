@@ -84,7 +84,7 @@ def test_metrics_json_has_the_architecture_schema_and_every_strategy(trained: di
     # the extended store agrees with the training store wherever both predicted
     ext = doc["store_extension"]
     assert ext["compared"] and ext["rows_compared"] == ext["training_rows"] > 0
-    assert ext["max_abs_diff"] == 0.0
+    assert ext["max_abs_diff"] < 1e-12  # same folds, same models: equal up to float summation order
 
 
 def test_report_renders_pngs_of_the_expected_size_and_the_metrics_table(trained: dict[str, Path]) -> None:
@@ -148,8 +148,8 @@ def test_a_different_seed_gives_different_weights(trained: dict[str, Path]) -> N
 
 def test_training_resumes_from_the_last_checkpoint(trained: dict[str, Path]) -> None:
     run = trained["base"] / "resumed"
-    cfg = tiny_overrides(trained["cache"]) + ["agent.flat_timesteps=128", "agent.checkpoint_every=64",
-                                              "agent.hierarchical=false"]
+    cfg = [*tiny_overrides(trained["cache"]), "agent.flat_timesteps=128", "agent.checkpoint_every=64",
+           "agent.hierarchical=false"]
     train = _script("train")
     train.train(compose_config("train", cfg), run)
     flat = run / "models" / "flat"
