@@ -1,4 +1,4 @@
-"""Benchmark the KrakenSpot env: single-env and vectorised steps/s, SB3 PPO training throughput.
+"""Benchmark the KrakenSpot env: single-env and vectorised steps/s, SB3 training throughput per policy level.
 
     python scripts/bench.py                      # defaults in conf/bench.yaml
     python scripts/bench.py vector_envs=256 ppo_timesteps=0 env=market_orders
@@ -98,6 +98,51 @@ def bench_ppo(market: MarketData, config: EnvConfig, timesteps: int, n_steps: in
     return timesteps / (time.perf_counter() - t0)
 
 
+def bench_policies(market: MarketData, config: EnvConfig, timesteps: int, n_envs: int, seed: int) -> dict[str, Any]:
+    """SB3 PPO training throughput of each policy level on the package's vector env + risk layer.
+
+    The env carries signals with the real store's channel names (random values: only the
+    shapes matter for speed). Per level: agent timesteps/s, env hours/s and the share of
+    wall time spent inside the env (`agents.training.EnvTimer`: the vector env, the risk
+    projection and the view building). The tactical level runs under an untrained
+    strategic model (same cost as a trained one).
+    """
+    import tempfile
+
+    from agents.envs import training_vec_env
+    from agents.pipeline import Period
+    from agents.training import AgentConfig, frozen_policy, load_level, train_level
+    from risk.limits import PRESETS
+
+    names = tuple(f"meta_h{h}_{k}" for h in (1, 4, 24) for k in ("p_up", "exp_return")) + tuple(
+        f"regime_p_{r}" for r in ("trend", "range", "high_vol", "crash"))
+    rng = np.random.default_rng(seed)
+    signals = rng.uniform(0.0, 1.0, (market.n_bars, market.n_assets, len(names)))
+    period = Period.of(market, 800, market.n_bars - 2)
+    agent = AgentConfig(n_envs=n_envs, n_steps=256, seed=seed, episode_hours=720, checkpoint_every=10**9)
+
+    def inner(mode: str = "weights") -> Any:
+        return training_vec_env(market, signals, names, config, PRESETS["spec_a"], period, n_envs, 720, mode)
+
+    logging.getLogger("risk.kill_switch").setLevel(logging.ERROR)
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        strategic_steps = max(timesteps // agent.every_hours, 64)
+        res = train_level(agent, "strategic", inner, root / "strategic", strategic_steps, progress=False)
+        out["strategic"] = res.to_dict()
+        strat = frozen_policy(*load_level(root / "strategic", "ppo"))
+        res = train_level(agent, "tactical", lambda: inner("execution"), root / "tactical", timesteps, strategic=strat,
+                          progress=False)
+        out["tactical"] = res.to_dict()
+        res = train_level(agent, "flat", inner, root / "flat", timesteps, progress=False)
+        out["flat"] = res.to_dict()
+    for level in out.values():
+        level.pop("folder", None)
+        level["env_hours_per_s"] = level["env_hours"] / level["wall_seconds"]
+    return out
+
+
 def profile_single(market: MarketData, config: EnvConfig, steps: int, seed: int) -> list[dict[str, Any]]:
     """cProfile of the single-env step loop: top functions by own time, as table rows."""
     env = KrakenSpotEnv(market, config)
@@ -131,6 +176,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     results["vector_env_steps_per_s"] = bench_vector(market, env_cfg, int(cfg.vector_envs), int(cfg.vector_steps), seed)
     if int(cfg.ppo_timesteps) > 0:
         results["ppo_timesteps_per_s"] = bench_ppo(market, env_cfg, int(cfg.ppo_timesteps), int(cfg.ppo_n_steps), seed)
+    if int(cfg.policy_timesteps) > 0:
+        results["policies"] = bench_policies(market, env_cfg, int(cfg.policy_timesteps), int(cfg.policy_envs), seed)
     if bool(cfg.profile):
         results["profile_top"] = profile_single(market, env_cfg, min(int(cfg.single_steps), 5000), seed)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -144,6 +191,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     ]
     if "ppo_timesteps_per_s" in results:
         lines.append(f"{'SB3 PPO timesteps/s (CPU, 1 thread)':<42}{results['ppo_timesteps_per_s']:>14,.0f}")
+    for level, r in results.get("policies", {}).items():
+        label = f"SB3 PPO {level} ({cfg.policy_envs} envs): steps/s"
+        lines.append(f"{label:<42}{r['timesteps_per_second']:>14,.0f}  env share {r['env_share']:.0%}, "
+                     f"{r['env_hours_per_s']:,.0f} env hours/s")
     for row in results.get("profile_top", []):
         lines.append(f"  {row['function'][:58]:<58}{row['share']:>7.1%}")
     print("\n".join(lines))

@@ -83,7 +83,11 @@ def _cli_groups() -> set[str]:
 
 
 def effective_config(cfg: DictConfig, run_cfg: DictConfig | None) -> DictConfig:
-    """The run's data/env/risk/predictor config unless the command line overrides a group; data.end = eval.end."""
+    """The run's data/env/risk/predictor config unless the command line overrides a group; data.end = eval.end.
+
+    ``data.start`` stays the run's, so the walk-forward folds start where the training
+    store's did and the store is extended, not rebuilt differently.
+    """
     if run_cfg is None:
         merged = cfg.copy()
     else:
@@ -96,7 +100,7 @@ def effective_config(cfg: DictConfig, run_cfg: DictConfig | None) -> DictConfig:
         for key in ("predictor", "walk_forward", "horizons", "round_trip_fee", "features", "regime_rule"):
             merged[key] = run_cfg[key]
     OmegaConf.set_struct(merged, False)
-    if "end" in merged.data and (merged.data.end is None or "data" not in _cli_groups()):
+    if "end" in merged.data:  # the evaluation market runs to the end of the evaluation period
         merged.data.end = str(cfg.eval.end)
     return merged
 
@@ -144,6 +148,12 @@ def store_extension(store: StoreInfo, cache_dir: Path, train_key: str | None) ->
 
 
 def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Evaluate, write metrics.json (and report.html); returns the metrics document."""
+    return evaluate_results(cfg, out_dir)[0]
+
+
+def evaluate_results(cfg: DictConfig, out_dir: Path) -> tuple[dict[str, Any], dict[str, EpisodeResult]]:
+    """`evaluate`, also returning the episodes behind the document (walk-forward windows pool them)."""
     t0 = time.perf_counter()
     runs = find_runs(cfg.run) if cfg.run else []
     periods = [TrainPeriod.read(r) for r in runs]
@@ -198,7 +208,7 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if cfg.report:
         write_report(out_dir, doc, results, pq)
     _print(doc, period, time.perf_counter() - t0)
-    return doc
+    return doc, results
 
 
 def _train_period(periods: list[TrainPeriod]) -> dict[str, str] | None:

@@ -34,7 +34,7 @@ def test_run_on_real_kraken_and_binance_folders(tmp_path: Path, capsys) -> None:
 def test_bad_data_exits_non_zero_naming_the_file(tmp_path: Path) -> None:
     (tmp_path / "XBTUSD_60.csv").write_text("1672531200,10,11,9,10.5,1,1\n1672534800,10,9,9,10.5,1,1\n")
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "run.py"), "data=kraken_csv", f"data.path={tmp_path}",
+        [sys.executable, str(ROOT / "scripts" / "run.py"), "stages=[summary]", "data=kraken_csv", f"data.path={tmp_path}",
          f"hydra.run.dir={tmp_path / 'out'}"],
         capture_output=True, text=True, cwd=ROOT, timeout=120,
     )
@@ -44,7 +44,7 @@ def test_bad_data_exits_non_zero_naming_the_file(tmp_path: Path) -> None:
 
 def test_default_run_prints_summary_and_outputs_line(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "run.py"), f"hydra.run.dir={tmp_path / 'out'}"],
+        [sys.executable, str(ROOT / "scripts" / "run.py"), "stages=[summary]", f"hydra.run.dir={tmp_path / 'out'}"],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr

@@ -210,6 +210,7 @@ def generate_synthetic_market(
     garch_alpha: float = 0.06,
     garch_beta: float = 0.90,
     end: str | None = None,
+    drift_scale: float = 1.0,
 ) -> MarketData:
     """A deterministic synthetic market (see the module docstring for the model).
 
@@ -232,6 +233,11 @@ def generate_synthetic_market(
             generated in full (``n_bars``) first, so a market cut at ``end`` is exactly the
             prefix of the uncut one: a training run (``data.end``) and a later evaluation
             (a later ``data.end``) see the same history.
+        drift_scale: multiplies the regimes' factor drifts (1 = the model above). With
+            ``drift_scale=0`` and ``edge_strength=0`` no conditional mean is left: log
+            prices are martingales with volatility clustering, the null market on which a
+            pipeline must not report an edge (the same random draws, so only the drift
+            term differs from the default market).
     """
     assets = tuple(str(a) for a in assets)
     _check_args(assets, n_bars, edge_horizon, regime_persistence, tail_dof, garch_alpha, garch_beta,
@@ -249,7 +255,9 @@ def generate_synthetic_market(
     h = _garch(shocks, garch_alpha, garch_beta)
 
     sig_f = _FACTOR_VOL * _FACTOR_VOL_MULT[regimes] * np.sqrt(h[:, 0])
-    factor = _DRIFT[regimes] + sig_f * shocks[:, 0]
+    if not (np.isfinite(drift_scale) and drift_scale >= 0.0):
+        raise ConfigError(f"drift_scale: expected a finite number >= 0, got {drift_scale}")
+    factor = float(drift_scale) * _DRIFT[regimes] + sig_f * shocks[:, 0]
     sig_i = idio[None, :] * _IDIO_VOL_MULT[regimes][:, None] * np.sqrt(h[:, 1:])
     sigma = np.sqrt((beta[None, :] * sig_f[:, None]) ** 2 + sig_i**2)  # conditional vol per bar
     ret = beta[None, :] * factor[:, None] + sig_i * shocks[:, 1:]
