@@ -201,8 +201,8 @@ class LevelVecEnv(VecEnv):
             live = ~done
             total[live] += rew[live]
             ended = live & (np.asarray(term) | np.asarray(trunc))
-            for i in np.flatnonzero(live):
-                last_infos[i] = _row_info(infos, int(i))
+            for row in np.flatnonzero(live).tolist():
+                last_infos[row] = _row_info(infos, row)
             if ended.any():
                 rows = np.flatnonzero(ended)
                 view = self._obs(rows)
@@ -267,7 +267,7 @@ _INFO_KEYS = ("equity", "fees", "slippage", "turnover", "drawdown")
 
 def _row_info(infos: dict[str, Any], i: int) -> dict[str, Any]:
     """Row ``i`` of the vector env's batched info: the scalar keys a callback needs."""
-    out = {k: float(infos[k][i]) for k in _INFO_KEYS if k in infos}
+    out: dict[str, Any] = {k: float(infos[k][i]) for k in _INFO_KEYS if k in infos}
     reason = infos.get("termination_reason")
     if reason is not None and reason[i]:
         out["termination_reason"] = str(reason[i])

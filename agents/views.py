@@ -70,7 +70,7 @@ def slow_panel(market: MarketData) -> np.ndarray:
     return out
 
 
-def signal_columns(core: Any, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def signal_columns(core: Any, names: Sequence[str]) -> tuple[np.ndarray, int]:
     """Channel indices of ``names`` in ``core.signals`` (-1 if absent) and the available-flag index."""
     have = list(getattr(core, "signal_names", ()) or ())
     idx = np.array([have.index(n) if n in have else -1 for n in names], dtype=np.int64)

@@ -189,3 +189,67 @@ def test_baselines_only_evaluation_has_no_training_period(trained: dict[str, Pat
     assert "policy" not in doc["strategies"] and set(BASELINES) <= set(doc["strategies"])
     assert doc["train_period"] == {"start": None, "end": None}
     assert np.isfinite(doc["strategies"]["equal_weight_daily"]["sharpe"])
+
+
+@pytest.mark.parametrize("level", ["strategic", "tactical"])
+def test_evaluation_replays_the_training_env_bit_for_bit(trained: dict[str, Path], level: str) -> None:
+    """A trained level acting through LevelVecEnv (training) and through HierarchicalPolicy + RiskWrapper
+    (evaluation) from the same bar produces the same account, hour by hour."""
+    import dataclasses
+
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from agents.baselines import run_policy
+    from agents.envs import evaluation_env
+    from agents.pipeline import Period, prediction_store, store_signals
+    from agents.policies import HierarchicalPolicy
+    from agents.training import frozen_policy, load_level
+    from agents.vec import LevelVecEnv
+    from envs.config import EnvConfig
+    from envs.vector import KrakenSpotVectorEnv
+    from risk import RiskVectorWrapper
+
+    run = trained["run"]
+    cfg = OmegaConf.load(run / "config.yaml")
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    market = instantiate(cfg.data)
+    store = prediction_store(market, plain, trained["cache"])  # type: ignore[arg-type]
+    signals, names = store_signals(store, market, plain["horizons"])  # type: ignore[index,call-overload]
+    limits = instantiate(cfg.risk)
+    first = market.n_bars - 24 * 6  # the last six days of the run's market
+    period = Period.of(market, first, market.n_bars - 1)
+    mode = "execution" if level == "tactical" else "weights"
+    env_cfg = EnvConfig.from_mapping(plain["env"])  # type: ignore[index,arg-type]
+    hours = 24 * 4
+
+    executor = "tactical" if level == "tactical" else "fixed"
+    policy = HierarchicalPolicy(run / "models", "ppo", 24, executor)
+    single = evaluation_env(market, signals, names, env_cfg, limits, period, action_mode=mode)
+    ev = run_policy(single, policy, max_steps=hours)
+
+    vcfg = dataclasses.replace(env_cfg, start=period.start_iso, end=period.end_iso, start_mode="fixed",
+                               episode_hours=period.end - period.start, action_mode=mode)
+    inner = RiskVectorWrapper(KrakenSpotVectorEnv(1, market=market, config=vcfg, signals=signals, signal_names=names,
+                                                  autoreset_mode="disabled"), limits)
+    strategic = frozen_policy(*load_level(run / "models" / "strategic", "ppo"))
+    if level == "strategic":
+        venv = LevelVecEnv(inner, "strategic", 24)
+        obs = venv.reset()
+        equity = []
+        for _ in range(hours // 24):
+            venv.step_async(strategic(obs))
+            obs, *_ = venv.step_wait()
+            equity.append(float(venv.core.ledger.equity[0]))
+        np.testing.assert_array_equal(equity, ev.equity[24::24])
+    else:
+        tactical = frozen_policy(*load_level(run / "models" / "tactical", "ppo"))
+        venv = LevelVecEnv(inner, "tactical", 24, strategic=strategic)
+        obs = venv.reset()
+        equity = []
+        for _ in range(hours):
+            venv.step_async(tactical(obs))
+            obs, *_ = venv.step_wait()
+            equity.append(float(venv.core.ledger.equity[0]))
+        np.testing.assert_array_equal(equity, ev.equity[1:])
+    assert ev.n_trades > 0 or level == "tactical"
