@@ -166,6 +166,48 @@ def per_regime(
     return out
 
 
+def in_cash_until(result: EpisodeResult, timestamps: np.ndarray) -> EpisodeResult:
+    """``result`` continued in cash over the bars ``timestamps`` after its last bar (zero returns).
+
+    An episode the risk layer halted (20 % drawdown: flattened, no new entries until an
+    operator reactivates) or that ended in ruin still owns the rest of the evaluation period:
+    comparing its Sharpe over fewer hours than the others' would flatter (or punish) it. The
+    account sits in cash, so each further hour returns 0 with no trades.
+    """
+    ts = np.asarray(timestamps, dtype=np.int64)
+    extra = ts[ts > int(result.timestamps[-1])]
+    k = int(extra.size)
+    if k == 0:
+        return result
+    n_assets = result.weights.shape[1]
+    from dataclasses import replace
+
+    return replace(
+        result,
+        returns=np.concatenate([result.returns, np.zeros(k)]),
+        equity=np.concatenate([result.equity, np.full(k, result.equity[-1])]),
+        timestamps=np.concatenate([result.timestamps, extra]),
+        fees=np.concatenate([result.fees, np.zeros(k)]),
+        slippage=np.concatenate([result.slippage, np.zeros(k)]),
+        turnover=np.concatenate([result.turnover, np.zeros(k)]),
+        n_fills=np.concatenate([result.n_fills, np.zeros(k, dtype=np.int64)]),
+        weights=np.concatenate([result.weights, np.zeros((k, n_assets))]),
+        target_weights=np.concatenate([result.target_weights, np.zeros((k, n_assets))]),
+        actions=np.concatenate([result.actions, np.zeros((k, result.actions.shape[1]))]),
+        fills=[*result.fills, *([[]] * k)],
+        intervention_rules=[*result.intervention_rules, *([()] * k)],
+    )
+
+
+def ladder_check(result: EpisodeResult, halt_drawdown: float) -> dict[str, float | bool]:
+    """Max drawdown against the ladder's allowance: the halt level plus the largest one-bar loss."""
+    r = np.asarray(result.returns, dtype=np.float64)
+    worst = float(max(-r.min(), 0.0)) if r.size else 0.0
+    dd = max_drawdown(r) if r.size else 0.0
+    return {"halt_drawdown": float(halt_drawdown), "largest_bar_loss": worst,
+            "allowance": float(halt_drawdown) + worst, "within_ladder": bool(dd <= halt_drawdown + worst + 1e-12)}
+
+
 # ------------------------------------------------------------------ predictor quality
 def _cross_sectional_ic(ts: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Spearman correlation of x and y across assets, per timestamp with >= 3 rows (ordered by time).

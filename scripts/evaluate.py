@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
@@ -44,7 +45,14 @@ from agents.baselines import (
     run_policy,
 )
 from agents.envs import evaluation_env
-from agents.evaluation import metrics_document, predictor_quality, regime_labels, write_metrics
+from agents.evaluation import (
+    in_cash_until,
+    ladder_check,
+    metrics_document,
+    predictor_quality,
+    regime_labels,
+    write_metrics,
+)
 from agents.metrics import sharpe_ratio
 from agents.pipeline import Period, StoreInfo, TrainPeriod, check_no_overlap, prediction_store, store_signals, utc
 from agents.policies import FlatPolicy, HierarchicalPolicy
@@ -178,9 +186,13 @@ def evaluate_results(cfg: DictConfig, out_dir: Path) -> tuple[dict[str, Any], di
     env_cfg = EnvConfig.from_mapping(plain["env"])
     logging.getLogger("risk.kill_switch").setLevel(logging.ERROR)
 
+    period_bars = market.timestamps[period.start : period.end + 1]
+
     def rollout(policy: Any, mode: str = "weights") -> EpisodeResult:
+        """One deterministic episode over the period; a halted account then sits in cash to the end."""
         env = evaluation_env(market, signals, names, env_cfg, limits, period, action_mode=mode)
-        return run_policy(env, policy, seed=int(cfg.eval.seed))
+        result = run_policy(env, policy, seed=int(cfg.eval.seed))
+        return in_cash_until(result, period_bars)
 
     results: dict[str, EpisodeResult] = {}
     trials: dict[str, list[float]] = {}
@@ -196,7 +208,8 @@ def evaluate_results(cfg: DictConfig, out_dir: Path) -> tuple[dict[str, Any], di
     extra["store"] = {"folder": str(store.folder), "key": store.key, "cached": store.cached,
                       "folds": store.folds}
     extra["store_extension"] = store_extension(store, cache, periods[0].store_key if periods else None)
-    extra["risk_profile"] = limits.__dict__ if hasattr(limits, "__dict__") else str(limits)
+    extra["risk_profile"] = dataclasses.asdict(limits)
+    extra["ladder"] = {name: ladder_check(res, limits.dd_halt) for name, res in results.items()}
     doc = metrics_document(
         results, period.to_dict(), _train_period(periods), trial_sharpes={k: v for k, v in trials.items() if v},
         regime_labels=labels, predictor_quality_df=pq, extra=extra,

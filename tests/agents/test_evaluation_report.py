@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from agents.baselines import AllCash, BuyAndHold, EqualWeightRebalanced, run_policy
+from agents.baselines import AllCash, BuyAndHold, EpisodeResult, EqualWeightRebalanced, run_policy
 from agents.evaluation import (
     REGIME_COLUMNS,
     UNKNOWN,
@@ -242,3 +242,25 @@ def test_intervention_days_count_every_binding_rule(results):
     assert set(table.columns) == set(fired)
     assert {k: int(v) for k, v in table.sum().items()} == {k: v for k, v in res.interventions.items() if v}
     assert intervention_days(results["all_cash"]).empty
+
+
+def test_a_halted_episode_is_continued_in_cash_to_the_period_end() -> None:
+    from agents.evaluation import in_cash_until, ladder_check
+
+    res = EpisodeResult(
+        name="x", seed=0, returns=np.array([0.01, -0.25]), equity=np.array([100.0, 101.0, 75.75]),
+        timestamps=np.array([0, 3600, 7200]), fees=np.zeros(2), slippage=np.zeros(2), turnover=np.zeros(2),
+        n_fills=np.zeros(2, dtype=np.int64), weights=np.zeros((2, 1)), target_weights=np.zeros((2, 1)),
+        actions=np.zeros((2, 2)), fills=[[], []], interventions={}, intervention_rules=[(), ()],
+        termination_reason="halt",
+    )
+    out = in_cash_until(res, np.arange(0, 6 * 3600, 3600))
+    assert out.n_steps == 5 and out.returns[2:].tolist() == [0.0, 0.0, 0.0]
+    assert out.equity[-1] == 75.75 and out.timestamps[-1] == 5 * 3600 and len(out.fills) == 5
+    assert in_cash_until(out, np.arange(0, 6 * 3600, 3600)) is out
+    check = ladder_check(out, 0.2)
+    assert check["largest_bar_loss"] == pytest.approx(0.25) and check["within_ladder"]
+    from dataclasses import replace
+
+    two_bars = replace(out, returns=np.array([0.01, -0.1, -0.1, 0.0, 0.0]))  # drawdown 19 %, worst bar 10 %
+    assert not ladder_check(two_bars, 0.05)["within_ladder"] and ladder_check(two_bars, 0.1)["within_ladder"]

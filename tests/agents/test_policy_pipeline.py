@@ -81,6 +81,10 @@ def test_metrics_json_has_the_architecture_schema_and_every_strategy(trained: di
                     "slippage_paid", "n_trades", "win_rate", "average_exposure", "probabilistic_sharpe",
                     "sharpe_ci_low", "per_regime"):
             assert key in row, (name, key)
+    # every strategy is measured over the whole period (a halted account sits in cash to its end)
+    assert len({row["n_periods"] for row in doc["strategies"].values()}) == 1
+    # the risk layer holds every drawdown to the ladder's halt level plus the largest one-bar loss
+    assert all(check["within_ladder"] for check in doc["ladder"].values())
     # the extended store agrees with the training store wherever both predicted
     ext = doc["store_extension"]
     assert ext["compared"] and ext["rows_compared"] == ext["training_rows"] > 0
