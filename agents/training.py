@@ -74,7 +74,7 @@ class AgentConfig:
     ent_coef: float = 0.0
     clip_range: float = 0.2
     hidden: int = 32  # AssetSetExtractor width
-    net_arch: tuple[int, ...] = (64,)
+    net_arch: tuple[int, ...] = ()  # linear heads on the extractor's per-asset embeddings
     log_std_init: float = -0.5
     buffer_size: int = 50_000  # SAC / TD3
     learning_starts: int = 1_000  # SAC / TD3
