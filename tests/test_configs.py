@@ -14,6 +14,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 PRIMARY = sorted(p.stem for p in CONF.glob("*.yaml"))
 GROUP_OPTIONS = sorted((g.name, p.stem) for g in CONF.iterdir() if g.is_dir() for p in g.glob("*.yaml"))
 SHARED = CONF.parent.parent / "shared" / "data"
+RUN_GROUPS = ("data", "predictor", "walk_forward", "env", "risk", "agent", "experiment")  # conf/run.yaml defaults
 
 
 @pytest.mark.parametrize("name", PRIMARY)
@@ -26,8 +27,11 @@ def test_primary_config_composes(name: str) -> None:
 @pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS, ids=[f"{g}={o}" for g, o in GROUP_OPTIONS])
 def test_every_group_option_composes(group: str, option: str) -> None:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="run", overrides=[f"+{group}={option}" if group != "data" else f"data={option}"])
-    assert group in cfg
+        cfg = compose(config_name="run", overrides=[f"{group}={option}" if group in RUN_GROUPS else f"+{group}={option}"])
+    if group == "experiment":  # experiments are @package _global_: they set keys, including their name
+        assert cfg.name == option
+    else:
+        assert group in cfg
 
 
 def test_data_options_instantiate_to_a_market() -> None:
