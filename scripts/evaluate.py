@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -60,7 +59,8 @@ from agents.report import write_report
 from agents.training import AgentConfig
 from envs.config import EnvConfig
 from envs.data.market import MarketData
-from envs.errors import ConfigError, KrakenRLError
+from envs.errors import ConfigError
+from krakenrl.cli import run_job
 from predictors.store import read_predictions, read_regimes
 from risk.limits import RiskLimits
 
@@ -283,14 +283,7 @@ def _print(doc: dict[str, Any], period: Period, seconds: float) -> None:
 
 @hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    logging.basicConfig(level=logging.WARNING)
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
-        evaluate(cfg, out_dir)
-    except KrakenRLError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    print(f"outputs: {out_dir}")
+    run_job(evaluate, cfg)
 
 
 if __name__ == "__main__":

@@ -10,20 +10,18 @@ realised exposure over the stretch); the last line is ``outputs: <folder>``.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
 import matplotlib
 import numpy as np
 import pandas as pd
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from envs.config import EnvConfig
-from envs.errors import KrakenRLError
 from envs.kraken_spot import KrakenSpotEnv
+from krakenrl.cli import run_job
 from risk import PRESETS, RiskWrapper
 from risk.stress import StressResult, run_stress
 
@@ -73,13 +71,7 @@ def run(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
 
 @hydra.main(config_path="../conf", config_name="risk_stress", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
-        run(cfg, out_dir)
-    except KrakenRLError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    print(f"outputs: {out_dir}")
+    run_job(run, cfg)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 import pandas as pd
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -31,7 +29,8 @@ from envs.data.align import iso
 from envs.data.market import MarketData
 from envs.data.parquet_cache import save_parquet
 from envs.data.summary import market_summary
-from envs.errors import ConfigError, KrakenRLError
+from envs.errors import ConfigError
+from krakenrl.cli import run_job
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +139,7 @@ def walk_forward_windows(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
 @hydra.main(config_path="../conf", config_name="run", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
-        main_job(cfg, out_dir)
-    except KrakenRLError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    print(f"outputs: {out_dir}")
+    run_job(main_job, cfg)
 
 
 if __name__ == "__main__":

@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -44,7 +42,8 @@ from agents.training import AgentConfig, LevelResult, frozen_policy, load_level,
 from envs.config import EnvConfig
 from envs.data.align import iso
 from envs.data.market import MarketData
-from envs.errors import ConfigError, KrakenRLError
+from envs.errors import ConfigError
+from krakenrl.cli import run_job
 from risk.limits import RiskLimits
 
 log = logging.getLogger(__name__)
@@ -185,14 +184,7 @@ def _print(validation: dict[str, dict[str, Any]], timing: list[LevelResult], sec
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    logging.basicConfig(level=logging.WARNING)
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
-        train(cfg, out_dir)
-    except KrakenRLError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    print(f"outputs: {out_dir}")
+    run_job(train, cfg)
 
 
 if __name__ == "__main__":

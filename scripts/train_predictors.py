@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,12 @@ import hydra
 import matplotlib
 import numpy as np
 import pandas as pd
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from envs.data.market import MarketData
-from envs.errors import ConfigError, KrakenRLError
+from envs.errors import ConfigError
+from krakenrl.cli import run_job
 from predictors.pipeline import run_walk_forward
 from predictors.regime import REGIMES
 from predictors.store import write_store
@@ -183,14 +182,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
 @hydra.main(config_path="../conf", config_name="train_predictors", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    logging.basicConfig(level=logging.WARNING)
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
-        run(cfg, out_dir)
-    except KrakenRLError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    print(f"outputs: {out_dir}")
+    run_job(run, cfg)
 
 
 if __name__ == "__main__":
