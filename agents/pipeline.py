@@ -185,12 +185,16 @@ def utc(value: str, name: str) -> pd.Timestamp:
 
 
 def check_no_overlap(eval_start: str, eval_end: str, period: TrainPeriod, run: str | Path) -> None:
-    """Raise `PeriodOverlapError` naming both periods if the evaluation starts at or before the training end."""
+    """Raise `PeriodOverlapError` naming both periods unless the evaluation starts after the training end.
+
+    An evaluation entirely before the training period is refused too: its policy and
+    predictors learned from the future of that period.
+    """
     es, ee = utc(eval_start, "eval.start"), utc(eval_end, "eval.end")
     if ee < es:
         raise ConfigError(f"eval.end {eval_end} is before eval.start {eval_start}")
-    end, first = utc(period.end, "train_period.end"), utc(period.start, "train_period.start")
-    if es <= end and ee >= first:
+    end = utc(period.end, "train_period.end")
+    if es <= end:  # overlapping, or before: a policy trained on later data is not held out either
         raise PeriodOverlapError(
             f"evaluation period {es.isoformat()} .. {ee.isoformat()} overlaps the training period "
             f"{period.start} .. {period.end} of run {run} (policy trained on {period.policy_start} .. "

@@ -1,17 +1,23 @@
 """Staged training of the policy levels on stable-baselines3, with checkpoints and resume.
 
-Stages (`train_levels`), each a real SB3 model saved with its `VecNormalize` statistics:
+Stages (``scripts/train.py`` calls `train_level` for each), each a real SB3 model saved
+with its `VecNormalize` statistics:
 
 1. ``strategic``: the allocator, every K hours, with the fixed execution rule (the whole
    gap closed with the env's limit-first orders at the decision hour);
 2. ``tactical``: the hourly executor, with the strategic policy frozen (its normaliser
    loaded with ``training=False``);
-3. ``joint`` (optional, ``joint_timesteps > 0``): the strategic level fine-tuned again
-   under the trained tactical executor is not offered by SB3 without a custom loop, so
-   joint fine-tuning here means a second tactical round after a second strategic round
-   (documented limitation, off by default);
 
-and ``flat``: one hourly PPO on the same env and views, the ablation.
+and ``flat``: one hourly policy on the same env and views, the ablation. Joint fine-tuning
+of both levels is not offered: SB3 trains one model per rollout, and a joint update would
+need a custom loop outside its seams.
+
+A checkpoint (``checkpoint/``) is written at the end of a rollout every
+``checkpoint_every`` steps with ``steps.json`` holding the step count and a hash of the
+agent config; a level resumes from the furthest of its final model and its checkpoint
+whose hash matches (a changed config is refused), and an off-policy level also saves and
+reloads its replay buffer. A resumed level is deterministic but not bit-identical to an
+uninterrupted one (the random streams restart from the seed).
 
 Observation normalisation statistics are fitted on the training period only (the inner
 env's ``start``/``end``) and saved next to each model (``vecnormalize.pkl``); evaluation
@@ -47,6 +53,7 @@ log = logging.getLogger(__name__)
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC, "td3": TD3}
 LEVEL_DIRS = ("strategic", "tactical", "flat")
+BUDGET_FIELDS = ("strategic_timesteps", "tactical_timesteps", "flat_timesteps", "checkpoint_every")
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,7 @@ class AgentConfig:
     seed: int = 0
     every_hours: int = 24  # K: the strategic level acts every K hours
     strategic_timesteps: int = 20_000  # agent steps (one = K hours)
-    tactical_timesteps: int = 20_000  # agent steps (one = one hour)
+    tactical_timesteps: int = 100_000  # agent steps (one = one hour)
     flat_timesteps: int = 0  # 0: the hierarchy's budget in env hours (strategic x K + tactical)
     n_envs: int = 8
     episode_hours: int = 720
@@ -107,9 +114,10 @@ class AgentConfig:
                 raise ConfigError(f"agent.{name}: expected in (0, 1], got {v!r}")
         if not 0.0 <= self.val_fraction < 0.5:
             raise ConfigError(f"agent.val_fraction: expected in [0, 0.5), got {self.val_fraction!r}")
-        if self.every_hours >= self.episode_hours:
+        if self.every_hours >= self.episode_hours or self.episode_hours % self.every_hours:
             raise ConfigError(
-                f"agent.every_hours ({self.every_hours}) must be below agent.episode_hours ({self.episode_hours})"
+                f"agent.episode_hours ({self.episode_hours}) must be a multiple of agent.every_hours "
+                f"({self.every_hours}) and larger: a strategic step may not straddle an episode end"
             )
         if not self.hierarchical and not self.train_flat:
             raise ConfigError("agent: hierarchical=false and train_flat=false trains nothing")
@@ -119,7 +127,8 @@ class AgentConfig:
         """Flat ablation timesteps: same env hours as the hierarchy unless set."""
         if self.flat_timesteps:
             return self.flat_timesteps
-        return self.strategic_timesteps * self.every_hours + self.tactical_timesteps
+        tactical = self.tactical_timesteps if self.executor == "tactical" else 0
+        return self.strategic_timesteps * self.every_hours + tactical
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> AgentConfig:
@@ -163,18 +172,23 @@ class EnvTimer(BaseCallback):
 
 
 class Checkpoint(BaseCallback):
-    """Saves model + normaliser every ``every`` agent steps (atomic renames) for resume."""
+    """Saves model + normaliser (+ replay buffer) at the end of a rollout, every ``every`` agent steps."""
 
-    def __init__(self, folder: Path, every: int) -> None:
+    def __init__(self, folder: Path, every: int, config_hash: str) -> None:
         super().__init__()
-        self.folder, self.every = folder, every
+        self.folder, self.every, self.config_hash = folder, every, config_hash
         self._last = 0
 
+    def _on_training_start(self) -> None:
+        self._last = self.num_timesteps
+
     def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:  # a PPO rollout's steps are in the model only after its update
         if self.num_timesteps - self._last >= self.every:
             self._last = self.num_timesteps
-            save_level(self.model, self.folder, checkpoint=True)
-        return True
+            save_level(self.model, self.folder, self.config_hash, checkpoint=True)
 
 
 class MetricsLogger(BaseCallback):
@@ -197,8 +211,18 @@ class MetricsLogger(BaseCallback):
             self.sink({f"{self.prefix}.episode_reward": float(np.mean(self.returns[-20:]))}, self.num_timesteps)
 
 
-def save_level(model: BaseAlgorithm, folder: Path, checkpoint: bool = False) -> None:
-    """model.zip + vecnormalize.pkl (+ steps.json) into ``folder`` (or its ``checkpoint/``), atomically."""
+def config_hash(cfg: AgentConfig, level: str, extra: str = "") -> str:
+    """What a saved level was trained with: the agent config (budgets aside: a longer run may resume a
+    shorter one), the level and the caller's context."""
+    import hashlib
+
+    values = {k: v for k, v in asdict(cfg).items() if k not in BUDGET_FIELDS}
+    text = json.dumps([values, level, extra], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def save_level(model: BaseAlgorithm, folder: Path, config_hash: str = "", checkpoint: bool = False) -> None:
+    """model.zip, vecnormalize.pkl (+ replay buffer), steps.json into ``folder`` or its ``checkpoint/``, atomically."""
     target = folder / "checkpoint" if checkpoint else folder
     target.mkdir(parents=True, exist_ok=True)
     tmp_model = target / "model.tmp.zip"
@@ -209,8 +233,12 @@ def save_level(model: BaseAlgorithm, folder: Path, checkpoint: bool = False) -> 
         tmp = target / "vecnormalize.tmp.pkl"
         venv.save(str(tmp))
         tmp.replace(target / "vecnormalize.pkl")
+    if checkpoint and hasattr(model, "save_replay_buffer"):
+        tmp_buf = target / "replay_buffer.tmp.pkl"
+        model.save_replay_buffer(tmp_buf)
+        tmp_buf.replace(target / "replay_buffer.pkl")
     tmp_json = target / "steps.tmp.json"
-    tmp_json.write_text(json.dumps({"num_timesteps": int(model.num_timesteps)}))
+    tmp_json.write_text(json.dumps({"num_timesteps": int(model.num_timesteps), "config_hash": config_hash}))
     tmp_json.replace(target / "steps.json")
 
 
@@ -291,50 +319,67 @@ def train_level(
     tensorboard: Path | None = None,
     sink: Callable[[dict[str, float], int], None] | None = None,
     progress: bool = True,
+    context: str = "",
 ) -> LevelResult:
-    """Train one level for ``timesteps`` agent steps, resuming from ``folder/checkpoint`` if present.
+    """Train one level for ``timesteps`` agent steps, resuming from its furthest saved state.
 
     Returns timing figures: agent steps per second and the env's share of the wall time.
-    A finished level (``folder/model.zip`` with its step count) is not trained again.
+    A level already trained for ``timesteps`` is not trained again. ``context`` (e.g. the
+    prediction store's key and the env/risk config) enters the config hash, so a saved
+    level trained on other inputs is refused instead of resumed.
     """
     torch.set_num_threads(cfg.threads)
-    done_steps = _steps(folder)
-    if done_steps is not None and done_steps >= timesteps:
-        log.info("%s: already trained (%d steps), skipping", level, done_steps)
-        return LevelResult(level, folder, 0, 0, 0.0, 0.0, resumed_from=done_steps)
+    chash = config_hash(cfg, level, context)
+    start = _resume_point(folder, chash, level)
+    if start is not None and start[1] >= timesteps:
+        log.info("%s: already trained (%d steps), skipping", level, start[1])
+        return LevelResult(level, folder, 0, 0, 0.0, 0.0, resumed_from=start[1])
     set_random_seed(cfg.seed)
     reward = TacticalReward(cfg.tactical_shortfall, cfg.tactical_tracking)
     base = LevelVecEnv(make_inner(), level, cfg.every_hours, strategic, reward)
     base.seed(cfg.seed)
     timer = EnvTimer(base)
     monitored = VecMonitor(base)
-    ckpt = folder / "checkpoint"
     resumed = 0
-    if (ckpt / "model.zip").is_file() and (ckpt / "vecnormalize.pkl").is_file():
-        venv = VecNormalize.load(str(ckpt / "vecnormalize.pkl"), monitored)
+    if start is not None:
+        src = start[0]
+        venv = VecNormalize.load(str(src / "vecnormalize.pkl"), monitored)
         venv.training = True
-        model = ALGOS[cfg.algo].load(ckpt / "model.zip", env=venv, device=cfg.device)
+        model = ALGOS[cfg.algo].load(src / "model.zip", env=venv, device=cfg.device)
+        if (src / "replay_buffer.pkl").is_file() and hasattr(model, "load_replay_buffer"):
+            model.load_replay_buffer(src / "replay_buffer.pkl")
         resumed = int(model.num_timesteps)
-        log.info("%s: resuming from checkpoint at %d steps", level, resumed)
+        log.info("%s: resuming from %s at %d steps", level, src, resumed)
     else:
         venv = VecNormalize(monitored, norm_obs=True, norm_reward=cfg.norm_reward, clip_obs=10.0,
                             gamma=cfg.strategic_gamma if level == "strategic" else cfg.gamma)
         model = make_model(cfg, venv, level, tensorboard)
-    callbacks = CallbackList([timer, Checkpoint(folder, cfg.checkpoint_every), MetricsLogger(sink, level)])
+    callbacks = CallbackList([timer, Checkpoint(folder, cfg.checkpoint_every, chash), MetricsLogger(sink, level)])
     remaining = max(timesteps - resumed, 0)
     t0 = time.perf_counter()
     model.learn(remaining, callback=callbacks, progress_bar=progress, reset_num_timesteps=resumed == 0,
                 tb_log_name=level)
     wall = time.perf_counter() - t0
-    save_level(model, folder)
+    save_level(model, folder, chash)
     return LevelResult(level, folder, remaining, base.env_hours, wall, timer.env_seconds, resumed)
 
 
-def _steps(folder: Path) -> int | None:
-    path = folder / "steps.json"
-    if not (folder / "model.zip").is_file() or not path.is_file():
-        return None
-    return int(json.loads(path.read_text())["num_timesteps"])
+def _resume_point(folder: Path, chash: str, level: str) -> tuple[Path, int] | None:
+    """The furthest saved state of this level (final model or checkpoint) trained with the same config."""
+    best: tuple[Path, int] | None = None
+    for src in (folder, folder / "checkpoint"):
+        meta = src / "steps.json"
+        if not ((src / "model.zip").is_file() and (src / "vecnormalize.pkl").is_file() and meta.is_file()):
+            continue
+        saved = json.loads(meta.read_text())
+        if saved.get("config_hash") != chash:
+            raise ConfigError(
+                f"{src}: this {level} level was trained with another agent config or inputs (hash "
+                f"{saved.get('config_hash')!r}, now {chash!r}); use a new run folder or delete it"
+            )
+        if best is None or int(saved["num_timesteps"]) > best[1]:
+            best = (src, int(saved["num_timesteps"]))
+    return best
 
 
 def load_level(folder: Path, algo: str) -> tuple[BaseAlgorithm, VecNormalize | None]:

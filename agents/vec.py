@@ -25,8 +25,11 @@ Three levels (the observations are `agents.views`):
               strategic target was set: implementation shortfall against the decision price)
       TE_{t+1} = 0.5 * sum_i |w_{t+1,i} - target_i|  (tracking error after the step)
 
-  Fees are inside the log growth already; IS charges price drift and slippage paid
-  against the decision price; TE charges staying away from the target.
+  Fees and slippage are inside the log growth already; IS charges, on top, the price
+  drift and slippage against the decision price (execution cost counted once in equity
+  and once, weighted by lambda_is, as shortfall: by design, to make the executor care
+  about its fills); TE charges staying away from the target. The levels need the env's
+  ``log_growth`` reward with ``reward_scale`` 1 (checked).
 """
 
 from __future__ import annotations
@@ -95,6 +98,12 @@ class LevelVecEnv(VecEnv):
             raise ValueError("LevelVecEnv(level='tactical'): needs the frozen strategic policy")
         if every_hours < 1:
             raise ValueError(f"every_hours: expected >= 1, got {every_hours}")
+        env_cfg = base.config
+        if env_cfg.reward != "log_growth" or env_cfg.reward_scale != 1.0:
+            raise ValueError(
+                f"LevelVecEnv: the level rewards are built on the env's log growth; got env.reward="
+                f"{env_cfg.reward!r}, env.reward_scale={env_cfg.reward_scale} (use log_growth, 1.0)"
+            )
         self.inner, self.base, self.core = inner, base, base.core
         self.level, self.every_hours, self.strategic, self.reward_weights = level, int(every_hours), strategic, reward
         self.n_assets = n = int(base.n_assets)

@@ -53,7 +53,16 @@ from agents.evaluation import (
     write_metrics,
 )
 from agents.metrics import sharpe_ratio
-from agents.pipeline import Period, StoreInfo, TrainPeriod, check_no_overlap, prediction_store, store_signals, utc
+from agents.pipeline import (
+    PREDICTOR_KEYS,
+    Period,
+    StoreInfo,
+    TrainPeriod,
+    check_no_overlap,
+    prediction_store,
+    store_signals,
+    utc,
+)
 from agents.policies import FlatPolicy, HierarchicalPolicy
 from agents.report import write_report
 from agents.training import AgentConfig
@@ -81,13 +90,18 @@ def find_runs(run: str | Path) -> list[Path]:
     return runs
 
 
-def _cli_groups() -> set[str]:
-    """Config groups the user overrode on the command line (``data=csv``, ``data.path=...``)."""
+def _cli_overrides() -> list[str]:
+    """The command line's overrides (empty when not under Hydra: tests call evaluate() directly)."""
     try:
-        overrides = HydraConfig.get().overrides.task
-    except ValueError:  # not under Hydra (tests call evaluate() directly)
-        return set()
-    return {o.lstrip("+~").split("=")[0].split(".")[0] for o in overrides}
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:
+        return []
+
+
+def _group_overrides(group: str, overrides: list[str]) -> tuple[bool, list[str]]:
+    """(was ``group=option`` chosen, the dotted keys ``group.x.y`` set) on the command line."""
+    keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides]
+    return group in keys, [k for k in keys if k.startswith(group + ".")]
 
 
 def effective_config(cfg: DictConfig, run_cfg: DictConfig | None) -> DictConfig:
@@ -96,16 +110,20 @@ def effective_config(cfg: DictConfig, run_cfg: DictConfig | None) -> DictConfig:
     ``data.start`` stays the run's, so the walk-forward folds start where the training
     store's did and the store is extended, not rebuilt differently.
     """
-    if run_cfg is None:
-        merged = cfg.copy()
-    else:
-        merged = cfg.copy()
-        given = _cli_groups()
-        OmegaConf.set_struct(merged, False)
+    merged = cfg.copy()
+    OmegaConf.set_struct(merged, False)
+    if run_cfg is not None:
+        overrides = _cli_overrides()
         for group in RUN_GROUPS:
-            if group not in given:
-                merged[group] = run_cfg[group]
-        for key in ("predictor", "walk_forward", "horizons", "round_trip_fee", "features", "regime_rule"):
+            chosen, dotted = _group_overrides(group, overrides)
+            if chosen:  # data=csv ...: the command line's group replaces the run's
+                continue
+            patched = run_cfg[group].copy()  # the run's group with the command line's data.x=... on top
+            OmegaConf.set_struct(patched, False)
+            for key in dotted:
+                OmegaConf.update(patched, key.split(".", 1)[1], OmegaConf.select(cfg, key), force_add=True)
+            merged[group] = patched
+        for key in PREDICTOR_KEYS:  # the store must be built exactly as in training
             merged[key] = run_cfg[key]
     OmegaConf.set_struct(merged, False)
     if "end" in merged.data:  # the evaluation market runs to the end of the evaluation period
@@ -168,6 +186,7 @@ def evaluate_results(cfg: DictConfig, out_dir: Path) -> tuple[dict[str, Any], di
     for r, p in zip(runs, periods, strict=True):
         check_no_overlap(str(cfg.eval.start), str(cfg.eval.end), p, r)
     run_cfg = OmegaConf.load(runs[0] / "config.yaml") if runs else None
+    _check_same_setup(runs)
     keys = {p.store_key for p in periods}
     if len(keys) > 1:
         raise ConfigError(f"run={cfg.run}: the runs were trained on different prediction stores {sorted(keys)}")
@@ -196,17 +215,18 @@ def evaluate_results(cfg: DictConfig, out_dir: Path) -> tuple[dict[str, Any], di
 
     results: dict[str, EpisodeResult] = {}
     trials: dict[str, list[float]] = {}
-    extra: dict[str, Any] = {"runs": [str(r) for r in runs]}
+    extra: dict[str, Any] = {"n_runs": len(runs)}
+    provenance: dict[str, Any] = {"runs": [str(r) for r in runs]}
     if runs:
-        _evaluate_runs(cfg, runs, rollout, results, trials, extra)
+        _evaluate_runs(cfg, runs, rollout, results, trials, extra, provenance)
     for b in baselines(cfg):
         results[b.name] = rollout(b)
     regimes = read_regimes(store.folder)
     labels = regime_labels(regimes, market, period.start, period.end + 1)
     pq = predictor_quality(read_predictions(store.folder), market, period.start, period.end + 1,
                            tuple(plain["horizons"]), float(plain["round_trip_fee"]))
-    extra["store"] = {"folder": str(store.folder), "key": store.key, "cached": store.cached,
-                      "folds": store.folds}
+    extra["store"] = {"key": store.key, "folds": store.folds}
+    provenance["store"] = {"folder": str(store.folder), "cached": store.cached}
     extra["store_extension"] = store_extension(store, cache, periods[0].store_key if periods else None)
     extra["risk_profile"] = dataclasses.asdict(limits)
     extra["ladder"] = {name: ladder_check(res, limits.dd_halt) for name, res in results.items()}
@@ -217,11 +237,26 @@ def evaluate_results(cfg: DictConfig, out_dir: Path) -> tuple[dict[str, Any], di
         seed=int(cfg.eval.seed),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_metrics(out_dir / "metrics.json", doc)
+    write_metrics(out_dir / "metrics.json", doc)  # same runs and config -> the same file, byte for byte
+    write_metrics(out_dir / "provenance.json", provenance)  # where things were on this machine
     if cfg.report:
         write_report(out_dir, doc, results, pq)
     _print(doc, period, time.perf_counter() - t0)
     return doc, results
+
+
+def _check_same_setup(runs: list[Path]) -> None:
+    """Runs evaluated together must share market, env, risk and predictor config (seeds and agent may differ)."""
+    if len(runs) < 2:
+        return
+    keys = (*RUN_GROUPS, *PREDICTOR_KEYS)
+    first = OmegaConf.to_container(OmegaConf.load(runs[0] / "config.yaml"), resolve=True)
+    for run in runs[1:]:
+        other = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"), resolve=True)
+        differ = [k for k in keys if first.get(k) != other.get(k)]  # type: ignore[union-attr]
+        if differ:
+            raise ConfigError(f"run={run.parent}: {run.name} differs from {runs[0].name} in {differ}; "
+                              "evaluate runs with different data, env, risk or predictors separately")
 
 
 def _train_period(periods: list[TrainPeriod]) -> dict[str, str] | None:
@@ -231,7 +266,7 @@ def _train_period(periods: list[TrainPeriod]) -> dict[str, str] | None:
 
 
 def _evaluate_runs(cfg: DictConfig, runs: list[Path], rollout: Any, results: dict[str, EpisodeResult],
-                   trials: dict[str, list[float]], extra: dict[str, Any]) -> None:
+                   trials: dict[str, list[float]], extra: dict[str, Any], provenance: dict[str, Any]) -> None:
     """Every run's hierarchical policy and flat ablation; ``policy``/``flat_ppo`` = best validation Sharpe."""
     import json
 
@@ -266,7 +301,8 @@ def _evaluate_runs(cfg: DictConfig, runs: list[Path], rollout: Any, results: dic
         if len(have) > 1:
             for e in have:
                 results[e[kind].name] = e[kind]
-        extra.setdefault("selection", {})[kind] = {"chosen": best["run"], "by": "validation sharpe_per_period",
+        provenance.setdefault("selection", {})[kind] = best["run"]
+        extra.setdefault("selection", {})[kind] = {"seed": best["seed"], "by": "validation sharpe_per_period",
                                                    "n_trials": len(have)}
     extra["executor"] = sorted({e["executor"] for e in per_run})
 

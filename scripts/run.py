@@ -39,7 +39,7 @@ def load_market(cfg: DictConfig) -> MarketData:
     """Instantiate the ``data`` config group into a validated MarketData."""
     market = instantiate(cfg.data)
     if not isinstance(market, MarketData):
-        raise TypeError(f"data config must build a MarketData, got {type(market).__name__}")
+        raise ConfigError(f"data: expected a config that builds a MarketData, got {type(market).__name__}")
     return market
 
 

@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from agents.baselines import run_policy
 from agents.envs import evaluation_env, training_vec_env
+from agents.evaluation import in_cash_until
 from agents.metrics import json_safe
 from agents.pipeline import TrainPeriod, policy_periods, prediction_store, store_signals
 from agents.policies import FlatPolicy, HierarchicalPolicy
@@ -102,21 +103,23 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         return training_vec_env(market, signals, names, env_cfg, limits, train_p, agent.n_envs, agent.episode_hours,
                                 action_mode=mode)
 
+    context = json.dumps([store.key, plain["env"], plain["risk"], train_p.to_dict()], sort_keys=True, default=str)
     timing: list[LevelResult] = []
     if agent.hierarchical:
         timing.append(train_level(agent, "strategic", inner, models / "strategic", agent.strategic_timesteps,
-                                  tensorboard=tb, sink=sink, progress=bool(cfg.progress)))
+                                  tensorboard=tb, sink=sink, progress=bool(cfg.progress), context=context))
         if agent.executor == "tactical":
             strategic = frozen_policy(*load_level(models / "strategic", agent.algo))
             timing.append(train_level(agent, "tactical", lambda: inner("execution"), models / "tactical",
                                       agent.tactical_timesteps, strategic=strategic, tensorboard=tb, sink=sink,
-                                      progress=bool(cfg.progress)))
+                                      progress=bool(cfg.progress), context=context))
     if agent.train_flat:
         timing.append(train_level(agent, "flat", inner, models / "flat", agent.flat_budget, tensorboard=tb,
-                                  sink=sink, progress=bool(cfg.progress)))
+                                  sink=sink, progress=bool(cfg.progress), context=context))
     write_json(out_dir / "timing.json", [r.to_dict() for r in timing])
 
-    validation = _validate(agent, market, signals, names, env_cfg, limits, val_p, models) if val_p else {}
+    validation = (_validate(agent, market, signals, names, env_cfg, limits, val_p, models, int(cfg.n_boot))
+                  if val_p else {})
     write_json(out_dir / "validation.json", {"period": val_p.to_dict() if val_p else None, "strategies": validation})
     trial = {
         "experiment": str(cfg.name),
@@ -133,7 +136,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
 
 def _validate(agent: AgentConfig, market: MarketData, signals: Any, names: Any, env_cfg: EnvConfig,
-              limits: RiskLimits, val_p: Any, models: Path) -> dict[str, dict[str, Any]]:
+              limits: RiskLimits, val_p: Any, models: Path, n_boot: int) -> dict[str, dict[str, Any]]:
     """Deterministic runs over the validation slice (inside the training period, never trained on)."""
     out: dict[str, dict[str, Any]] = {}
     policies: list[tuple[Any, str]] = []
@@ -142,10 +145,11 @@ def _validate(agent: AgentConfig, market: MarketData, signals: Any, names: Any, 
         policies.append((HierarchicalPolicy(models, agent.algo, agent.every_hours, agent.executor), mode))
     if agent.train_flat:
         policies.append((FlatPolicy(models / "flat", agent.algo), "weights"))
+    bars = market.timestamps[val_p.start : val_p.end + 1]
     for policy, mode in policies:
         env = evaluation_env(market, signals, names, env_cfg, limits, val_p, action_mode=mode)
-        result = run_policy(env, policy, seed=agent.seed)
-        out[policy.name] = result.summary(n_boot=200)
+        result = in_cash_until(run_policy(env, policy, seed=agent.seed), bars)  # halted: cash to the end
+        out[policy.name] = result.summary(n_boot=n_boot)
     return out
 
 
