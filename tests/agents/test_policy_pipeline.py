@@ -256,3 +256,21 @@ def test_evaluation_replays_the_training_env_bit_for_bit(trained: dict[str, Path
             equity.append(float(venv.core.ledger.equity[0]))
         np.testing.assert_array_equal(equity, ev.equity[1:])
     assert ev.n_trades > 0 or level == "tactical"
+
+
+def test_evaluate_patches_the_runs_config_with_dotted_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``data.seed=8`` changes only that key of the run's data; ``data=csv`` replaces the group."""
+    from omegaconf import OmegaConf
+
+    evaluate = _script("evaluate")
+    run_cfg = compose_config("train", ["experiment=fast", "data.seed=3", "env.limit_offset=5"])
+    cfg = compose_config("evaluate", ["eval.start=2022-10-01", "eval.end=2022-12-31", "data.seed=8"])
+    monkeypatch.setattr(evaluate, "_cli_overrides", lambda: ["eval.start=2022-10-01", "data.seed=8"])
+    eff = evaluate.effective_config(cfg, run_cfg)
+    assert eff.data.seed == 8 and eff.data.edge_strength == run_cfg.data.edge_strength  # the run's market, patched
+    assert eff.data.end == "2022-12-31" and eff.env.limit_offset == 5  # the run's env kept
+    assert OmegaConf.to_container(eff.predictor) == OmegaConf.to_container(run_cfg.predictor)
+    monkeypatch.setattr(evaluate, "_cli_overrides", lambda: ["data=csv", "data.path=/x"])
+    cfg2 = compose_config("evaluate", ["eval.start=2022-10-01", "eval.end=2022-12-31", "data=csv", "data.path=/x"])
+    eff2 = evaluate.effective_config(cfg2, run_cfg)
+    assert eff2.data.path == "/x" and "edge_strength" not in eff2.data
