@@ -367,7 +367,7 @@ def train_level(
 def _resume_point(folder: Path, chash: str, level: str) -> tuple[Path, int] | None:
     """The furthest saved state of this level (final model or checkpoint) trained with the same config."""
     best: tuple[Path, int] | None = None
-    for src in (folder, folder / "checkpoint"):
+    for src in (folder / "checkpoint", folder):  # a tie goes to the checkpoint: it has the replay buffer
         meta = src / "steps.json"
         if not ((src / "model.zip").is_file() and (src / "vecnormalize.pkl").is_file() and meta.is_file()):
             continue

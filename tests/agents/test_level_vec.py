@@ -110,3 +110,25 @@ def test_views_are_causal(market) -> None:  # type: ignore[no-untyped-def]
                                start=market.timestamps[900].item())
     env2.reset(seed=0)
     np.testing.assert_array_equal(view["assets"], ViewBuilder("flat", env2.core).build(np.array([0]))["assets"])
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_off_policy_algorithms_train_a_level_and_resume_with_their_replay_buffer(market, tmp_path, algo) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from agents.training import AgentConfig, load_level, train_level
+
+    cfg = AgentConfig(algo=algo, n_envs=2, episode_hours=48, every_hours=24, learning_starts=16, buffer_size=500,
+                      batch_size=16, checkpoint_every=32, net_arch=(16,))
+    folder = tmp_path / algo
+    res = train_level(cfg, "flat", lambda: _inner(market, n=2, hours=48), folder, 64, progress=False)
+    assert res.timesteps == 64 and (folder / "model.zip").is_file()
+    assert (folder / "checkpoint" / "replay_buffer.pkl").is_file()
+    _, norm = load_level(folder, algo)
+    assert norm is not None and norm.training is False
+    again = train_level(cfg, "flat", lambda: _inner(market, n=2, hours=48), folder, 96, progress=False)
+    assert again.resumed_from == 64 and json.loads((folder / "steps.json").read_text())["num_timesteps"] >= 96
+    with pytest.raises(Exception, match="another agent config"):
+        train_level(AgentConfig(algo=algo, n_envs=2, episode_hours=48, learning_starts=16, buffer_size=500,
+                                batch_size=16, gamma=0.5), "flat", lambda: _inner(market, n=2, hours=48), folder, 200,
+                    progress=False)
