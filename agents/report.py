@@ -403,6 +403,26 @@ def _html(title: str, doc: Mapping[str, Any], pq: pd.DataFrame | None, main: str
     return "\n".join(parts) + "\n"
 
 
+def markdown_table(doc: Mapping[str, Any]) -> str:
+    """The headline metrics of every strategy as a Markdown table (README, notes, ``metrics.md``)."""
+    head = ("strategy", "total return", "Sharpe [95% CI]", "PSR", "DSR", "max DD", "fees paid", "trades", "end")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    episodes = doc.get("episodes", {})
+
+    def num(v: Any, fmt: str) -> str:
+        return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
+
+    for name, m in doc["strategies"].items():
+        low, high = num(m.get("sharpe_ci_low"), ".2f"), num(m.get("sharpe_ci_high"), ".2f")
+        sharpe = f"{num(m.get('sharpe'), '.2f')} [{low}, {high}]"
+        lines.append("| " + " | ".join([
+            name, num(m.get("total_return"), "+.1%"), sharpe, num(m.get("probabilistic_sharpe"), ".3f"),
+            num(m.get("deflated_sharpe"), ".3f"), num(m.get("max_drawdown"), ".1%"), num(m.get("fees_paid"), ",.0f"),
+            num(m.get("n_trades"), "d"), str(episodes.get(name, {}).get("termination_reason") or ""),
+        ]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(
     out_dir: str | Path,
     doc: Mapping[str, Any],
@@ -445,4 +465,4 @@ def write_report(
     return atomic_write(out / "report.html", _html(title, doc, pq, main, has_regimes).encode("utf-8"))
 
 
-__all__ = ["DPI", "METRIC_COLUMNS", "PNG_SIZES", "intervention_days", "write_report"]
+__all__ = ["DPI", "METRIC_COLUMNS", "PNG_SIZES", "intervention_days", "markdown_table", "write_report"]

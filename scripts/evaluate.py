@@ -45,6 +45,7 @@ from agents.baselines import (
 )
 from agents.envs import evaluation_env
 from agents.evaluation import (
+    atomic_write,
     in_cash_until,
     ladder_check,
     metrics_document,
@@ -64,7 +65,7 @@ from agents.pipeline import (
     utc,
 )
 from agents.policies import FlatPolicy, HierarchicalPolicy
-from agents.report import write_report
+from agents.report import markdown_table, write_report
 from agents.training import AgentConfig
 from envs.config import EnvConfig
 from envs.data.market import MarketData
@@ -239,6 +240,7 @@ def evaluate_results(cfg: DictConfig, out_dir: Path) -> tuple[dict[str, Any], di
     out_dir.mkdir(parents=True, exist_ok=True)
     write_metrics(out_dir / "metrics.json", doc)  # same runs and config -> the same file, byte for byte
     write_metrics(out_dir / "provenance.json", provenance)  # where things were on this machine
+    atomic_write(out_dir / "metrics.md", markdown_table(doc).encode())
     if cfg.report:
         write_report(out_dir, doc, results, pq)
     _print(doc, period, time.perf_counter() - t0)

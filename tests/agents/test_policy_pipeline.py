@@ -93,6 +93,8 @@ def test_metrics_json_has_the_architecture_schema_and_every_strategy(trained: di
 
 def test_report_renders_pngs_of_the_expected_size_and_the_metrics_table(trained: dict[str, Path]) -> None:
     out = trained["eval"]
+    table = (out / "metrics.md").read_text()
+    assert table.startswith("| strategy |") and "| policy |" in table and "| top3_predictor |" in table
     html = (out / "report.html").read_text()
     assert '<table id="metrics">' in html
     for name in ("policy", "flat_ppo", *BASELINES):
