@@ -337,6 +337,30 @@ def _image(name: str, alt: str) -> str:
     return f'<p><img src="{html.escape(name)}" alt="{html.escape(alt)}" width="{w}" height="{h}"></p>'
 
 
+BASELINE_NAMES = ("all_cash", "buy_and_hold_", "equal_weight_", "rule_strategy", "top")
+
+
+def verdicts(strategies: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Plain sentences on the questions a reader asks first: did the hierarchy beat the flat
+    ablation, and did the policy beat every baseline (annualised Sharpe, after fees)?"""
+    def sharpe(name: str) -> float:
+        return _num(strategies[name].get("sharpe"))
+
+    out: list[str] = []
+    if "policy" in strategies and "flat_ppo" in strategies:
+        a, b = sharpe("policy"), sharpe("flat_ppo")
+        won = "beat" if a > b else "did not beat"
+        out.append(f"<p id='verdict-flat'>The hierarchical policy {won} the flat PPO ablation: Sharpe "
+                   f"{a:.2f} vs {b:.2f}.</p>")
+    if "policy" in strategies:
+        base = {n: sharpe(n) for n in strategies if n.startswith(BASELINE_NAMES)}
+        better = [n for n, v in base.items() if math.isfinite(v) and v >= sharpe("policy")]
+        text = ("beat every baseline's Sharpe" if not better else
+                "did not beat " + ", ".join(f"{html.escape(n)} ({base[n]:.2f})" for n in better))
+        out.append(f"<p id='verdict-baselines'>The policy (Sharpe {sharpe('policy'):.2f}) {text}.</p>")
+    return out
+
+
 def _html(title: str, doc: Mapping[str, Any], pq: pd.DataFrame | None, main: str, has_regimes: bool) -> str:
     strategies = doc["strategies"]
     ppy = int(_num(doc.get("annualisation", {}).get("periods_per_year", HOURS_PER_YEAR)))
@@ -366,6 +390,7 @@ def _html(title: str, doc: Mapping[str, Any], pq: pd.DataFrame | None, main: str
         "fees and slippage in quote currency; turnover in multiples of equity over the period; sharpe shows "
         f"the annualised point estimate and its {level:g}% bootstrap interval in brackets.</p>",
         _table("metrics", ["strategy", *(m for m, _ in METRIC_COLUMNS)], _metrics_rows(strategies)),
+        *verdicts(strategies),
         _image("equity.png", "equity curves"),
         _image("drawdown.png", "drawdowns"),
         _image("allocation.png", f"allocation of {main}"),

@@ -97,6 +97,7 @@ def test_report_renders_pngs_of_the_expected_size_and_the_metrics_table(trained:
     assert table.startswith("| strategy |") and "| policy |" in table and "| top3_predictor |" in table
     html = (out / "report.html").read_text()
     assert '<table id="metrics">' in html
+    assert "id='verdict-flat'" in html and "id='verdict-baselines'" in html  # the report says who won
     for name in ("policy", "flat_ppo", *BASELINES):
         assert name in html
     for name, size in PNG_SIZES.items():
