@@ -100,7 +100,7 @@ def test_integer_valued_floats_are_coerced() -> None:
 @pytest.mark.parametrize("profile", ["spec_a", "spec_b"])
 def test_profiles_compose_with_hydra_and_equal_the_presets(profile: str) -> None:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="run", overrides=[f"+risk={profile}"])
+        cfg = compose(config_name="run", overrides=[f"risk={profile}"])
     node = OmegaConf.to_container(cfg.risk, resolve=True)
     assert isinstance(node, dict)
     assert RiskLimits.from_dict(node, source=f"conf/risk/{profile}.yaml") == PRESETS[profile]
@@ -110,8 +110,8 @@ def test_profiles_compose_with_hydra_and_equal_the_presets(profile: str) -> None
 def test_hydra_override_tightening_accepted_loosening_raises() -> None:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         for name in CAPPED:
-            ok = compose(config_name="run", overrides=["+risk=spec_b", f"risk.{name}={_tighter(name)}"])
-            bad = compose(config_name="run", overrides=["+risk=spec_b", f"risk.{name}={_looser(name)}"])
+            ok = compose(config_name="run", overrides=["risk=spec_b", f"risk.{name}={_tighter(name)}"])
+            bad = compose(config_name="run", overrides=["risk=spec_b", f"risk.{name}={_looser(name)}"])
             assert getattr(hydra.utils.instantiate(ok.risk), name) == _tighter(name)
             with pytest.raises(ConfigError, match=name):
                 RiskLimits.from_dict(OmegaConf.to_container(bad.risk))  # type: ignore[arg-type]
