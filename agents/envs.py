@@ -25,7 +25,7 @@ from risk.limits import RiskLimits
 
 
 def _with(config: EnvConfig, **changes: Any) -> EnvConfig:
-    """``config`` with ``changes``, dropping keys this env version does not have (e.g. action_mode)."""
+    """``config`` with ``changes``; a key `EnvConfig` does not have is a ValueError naming it."""
     names = {f.name for f in dataclasses.fields(config)}
     missing = sorted(set(changes) - names)
     if missing:
@@ -45,11 +45,8 @@ def training_vec_env(
     action_mode: str = "weights",
 ) -> RiskVectorWrapper:
     """``n_envs`` accounts starting at random bars inside ``period`` (seeded by the caller's reset)."""
-    changes: dict[str, Any] = {"start": period.start_iso, "end": period.end_iso, "episode_hours": episode_hours,
-                               "start_mode": "random"}
-    if action_mode != "weights":
-        changes["action_mode"] = action_mode
-    cfg = _with(config, **changes)
+    cfg = _with(config, start=period.start_iso, end=period.end_iso, episode_hours=episode_hours, start_mode="random",
+                action_mode=action_mode)
     env = KrakenSpotVectorEnv(n_envs, market=market, config=cfg, signals=signals, signal_names=names,
                               autoreset_mode="disabled")
     return RiskVectorWrapper(env, limits)
@@ -66,12 +63,8 @@ def evaluation_env(
     record_history: bool = False,
 ) -> RiskWrapper:
     """One account over the whole ``period``: starts at its first bar, ends at its last."""
-    changes: dict[str, Any] = {"start": period.start_iso, "end": period.end_iso,
-                               "episode_hours": max(period.end - period.start, 1), "start_mode": "fixed",
-                               "record_history": record_history}
-    if action_mode != "weights":
-        changes["action_mode"] = action_mode
-    cfg = _with(config, **changes)
+    cfg = _with(config, start=period.start_iso, end=period.end_iso, episode_hours=max(period.end - period.start, 1),
+                start_mode="fixed", record_history=record_history, action_mode=action_mode)
     return RiskWrapper(KrakenSpotEnv(market=market, config=cfg, signals=signals, signal_names=names), limits)
 
 
