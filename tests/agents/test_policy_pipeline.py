@@ -277,3 +277,28 @@ def test_evaluate_patches_the_runs_config_with_dotted_overrides(monkeypatch: pyt
     cfg2 = compose_config("evaluate", ["eval.start=2022-10-01", "eval.end=2022-12-31", "data=csv", "data.path=/x"])
     eff2 = evaluate.effective_config(cfg2, run_cfg)
     assert eff2.data.path == "/x" and "edge_strength" not in eff2.data
+
+
+def test_walk_forward_windows_train_and_test_consecutive_months_and_pool_them(trained: dict[str, Path]) -> None:
+    """run.py stages=[walk_forward]: two windows, each trained on everything before its test period."""
+    from agents.pipeline import utc
+    from agents.windows import window_splits
+
+    base = trained["base"] / "wf"
+    out = base / "windows"
+    overrides = [o for o in tiny_overrides(trained["cache"]) if not o.startswith("data.end")]
+    overrides += ["stages=[walk_forward]", "windows.n=2", "windows.test_hours=168", f"eval.end={EVAL_END}",
+                  "report=true", "n_boot=50"]
+    doc = _script("run").main_job(compose_config("run", overrides), base)["walk_forward"]
+    windows = window_splits(EVAL_END, 2, 168)
+    assert windows[0].eval_end < windows[1].eval_start and windows[0].train_end < windows[0].eval_start
+    assert [w["train_end"] for w in doc["windows"]] == [w.train_end for w in windows]
+    for k, w in enumerate(windows):
+        period = TrainPeriod.read(out / f"w{k}" / "train")
+        assert utc(period.end, "end") < utc(w.eval_start, "start")  # training ends before the test period
+    pooled = doc["strategies"]["policy"]
+    assert pooled["n_periods"] == sum(
+        json.loads((out / f"w{k}" / "evaluate" / "metrics.json").read_text())["strategies"]["policy"]["n_periods"]
+        for k in range(2)
+    )
+    assert (out / "metrics.json").is_file() and (out / "report.html").is_file()
