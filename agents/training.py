@@ -85,6 +85,7 @@ class AgentConfig:
     log_std_init: float = -0.5
     buffer_size: int = 50_000  # SAC / TD3
     learning_starts: int = 1_000  # SAC / TD3
+    action_noise: float = 0.1  # TD3: sigma of the Gaussian exploration noise
     tactical_shortfall: float = 1.0  # lambda_is
     tactical_tracking: float = 0.002  # lambda_te
     norm_reward: bool = True
@@ -279,7 +280,7 @@ def make_model(cfg: AgentConfig, venv: VecNormalize, level: str, tensorboard: Pa
                            "batch_size": cfg.batch_size}
     if cfg.algo == "td3":
         n = venv.action_space.shape[0]  # type: ignore[index]
-        off["action_noise"] = NormalActionNoise(np.zeros(n), 0.1 * np.ones(n))
+        off["action_noise"] = NormalActionNoise(np.zeros(n), cfg.action_noise * np.ones(n))
     return ALGOS[cfg.algo](**common, **off, **cfg.extra)
 
 
