@@ -240,3 +240,23 @@ def test_market_slices_and_selects_cleanly(year_null) -> None:
     sub = year_null.select(["ETH", "BTC"]).slice(10, 20)
     assert sub.close.shape == (10, 2) and sub.regimes is not None and sub.regimes.shape == (10,)
     assert dataclasses.replace(sub).equals(sub)
+
+
+def test_a_market_cut_at_end_is_the_prefix_of_the_uncut_one() -> None:
+    """Training (data.end) and a later evaluation (a later end) see the same history."""
+    from envs.data.synthetic import generate_synthetic_market as gen
+
+    full = gen(n_bars=2000, seed=5, edge_strength=1.0)
+    cut = gen(n_bars=2000, seed=5, edge_strength=1.0, end="2022-02-10T00:00:00Z")
+    assert cut.n_bars == 40 * 24 + 1
+    for name in ("open", "high", "low", "close", "volume", "spread"):
+        np.testing.assert_array_equal(getattr(cut, name), getattr(full, name)[: cut.n_bars])
+
+
+def test_drift_scale_one_is_the_default_market_and_zero_removes_the_drift() -> None:
+    from envs.data.synthetic import generate_synthetic_market as gen
+
+    np.testing.assert_array_equal(gen(n_bars=500).close, gen(n_bars=500, drift_scale=1.0).close)
+    assert not np.array_equal(gen(n_bars=500).close, gen(n_bars=500, drift_scale=0.0).close)
+    with pytest.raises(ConfigError, match="drift_scale"):
+        gen(n_bars=50, drift_scale=-1.0)
