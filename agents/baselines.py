@@ -529,13 +529,15 @@ class EpisodeResult:
 
 
 def run_policy(
-    env: Any, policy: Any, seed: int = 0, options: dict[str, Any] | None = None, max_steps: int | None = None
+    env: Any, policy: Any, seed: int = 0, options: dict[str, Any] | None = None, max_steps: int | None = None,
+    operator: Any = None,
 ) -> EpisodeResult:
     """Run one deterministic episode of ``policy`` through ``env`` (a `risk.RiskWrapper`).
 
     Resets with ``seed`` (and reset ``options``, e.g. ``{"start": ISO}``), binds and resets
     the policy, and steps until the episode ends (or ``max_steps``). Same env, policy and
-    seed -> the same result, bit for bit. Raises ValueError if the env is not wrapped in
+    seed -> the same result, bit for bit. ``operator(env, info)``, if given, is called after
+    every step (`agents.operator.SimulatedOperator`). Raises ValueError if the env is not wrapped in
     `risk.RiskWrapper` as the outermost wrapper: baselines face the same risk layer as
     every policy (contract 4).
     """
@@ -565,6 +567,8 @@ def run_policy(
         action = np.asarray(policy.act(obs, info), dtype=np.float64)
         acts.append(action)
         obs, _, terminated, truncated, info = env.step(action)
+        if operator is not None:
+            operator(env, info)
         steps += 1
         equity.append(float(info["equity"]))
         stamps.append(int(info["timestamp"]))

@@ -54,6 +54,7 @@ from agents.evaluation import (
     write_metrics,
 )
 from agents.metrics import sharpe_ratio
+from agents.operator import SimulatedOperator
 from agents.pipeline import (
     PREDICTOR_KEYS,
     Period,
@@ -208,10 +209,16 @@ def evaluate_results(cfg: DictConfig, out_dir: Path) -> tuple[dict[str, Any], di
 
     period_bars = market.timestamps[period.start : period.end + 1]
 
+    after = cfg.eval.get("reactivate_after_hours")
+    reactivations: dict[str, int] = {}
+
     def rollout(policy: Any, mode: str = "weights") -> EpisodeResult:
         """One deterministic episode over the period; a halted account then sits in cash to the end."""
         env = evaluation_env(market, signals, names, env_cfg, limits, period, action_mode=mode)
-        result = run_policy(env, policy, seed=int(cfg.eval.seed))
+        operator = SimulatedOperator(int(after)) if after is not None else None
+        result = run_policy(env, policy, seed=int(cfg.eval.seed), operator=operator)
+        if operator is not None:
+            reactivations[result.name] = operator.reactivations
         return in_cash_until(result, period_bars)
 
     results: dict[str, EpisodeResult] = {}
@@ -231,6 +238,10 @@ def evaluate_results(cfg: DictConfig, out_dir: Path) -> tuple[dict[str, Any], di
     extra["store_extension"] = store_extension(store, cache, periods[0].store_key if periods else None)
     extra["risk_profile"] = dataclasses.asdict(limits)
     extra["ladder"] = {name: ladder_check(res, limits.dd_halt) for name, res in results.items()}
+    extra["kill_switch_operator"] = (
+        {"reactivate_after_hours": int(after), "reactivations": reactivations} if after is not None
+        else "none: an engaged kill switch stays engaged to the end of the period (no operator in a backtest)"
+    )
     doc = metrics_document(
         results, period.to_dict(), _train_period(periods), trial_sharpes={k: v for k, v in trials.items() if v},
         regime_labels=labels, predictor_quality_df=pq, extra=extra,
