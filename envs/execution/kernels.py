@@ -331,6 +331,30 @@ def _market(q: np.ndarray, buy: np.ndarray, ref_row: np.ndarray, half: np.ndarra
 
 
 @njit(**_INLINE)
+def _record_fills(b: int, q: np.ndarray, price: np.ndarray, fee: np.ndarray, buy: np.ndarray, maker: int,
+                  nf: int, fc: np.ndarray, fv: np.ndarray, s1: np.ndarray, stk: np.ndarray
+                  ) -> tuple[float, float, int, bool]:
+    """One fill phase's fees and traded notional (pairwise sums), its fill records appended at ``nf``.
+
+    Returns ``(fees, traded, nf, filled)``; the caller adds the phases in their order
+    (urgent market fills at the open, limits, fallbacks at the close).
+    """
+    n = q.shape[0]
+    fees = _pwsum(fee, n, stk)
+    for i in range(n):
+        s1[i] = q[i] * price[i]
+    traded = _pwsum(s1, n, stk)
+    filled = False
+    for i in range(n):
+        filled = filled or q[i] > 0.0
+        if q[i] != 0.0:
+            fc[b, nf] = (i * 2 + (1 if buy[i] else 0)) * 2 + maker
+            fv[b, nf, V_QTY], fv[b, nf, V_PRICE], fv[b, nf, V_FEE] = q[i], price[i], fee[i]
+            nf += 1
+    return fees, traded, nf, filled
+
+
+@njit(**_INLINE)
 def _shortfall(i: int, want: float, sent: float, filled: float, room: float, capacity: float, is_buy: bool,
                rej: np.ndarray, short: np.ndarray, cash_short: np.ndarray) -> None:
     """Causes of the unfilled part of ``want`` after a fill attempt of ``sent`` that filled ``filled``.
@@ -555,46 +579,16 @@ def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarr
                     short[i] = qty[i]
                 pend[i] = 0.0
         # --- 4. totals, records and the mark at the close of t+1
-        nf = 0
-        filled = False
+        maker_a = 1 if limit else 0
         if n_urg > 0:  # the urgent market fills come first (they traded at the open)
-            fees_paid = _pwsum(fm, n, stk)
-            for i in range(n):
-                s1[i] = qm[i] * pm[i]
-            traded = _pwsum(s1, n, stk)
-            for i in range(n):
-                filled = filled or qm[i] > 0.0
-                if qm[i] != 0.0:
-                    fc[b, nf] = (i * 2 + (1 if buy[i] else 0)) * 2
-                    fv[b, nf, V_QTY], fv[b, nf, V_PRICE], fv[b, nf, V_FEE] = qm[i], pm[i], fm[i]
-                    nf += 1
-            fees_paid = fees_paid + _pwsum(fa, n, stk)
-            for i in range(n):
-                s1[i] = qa[i] * pa[i]
-            traded = traded + _pwsum(s1, n, stk)
+            fees_paid, traded, nf, filled = _record_fills(b, qm, pm, fm, buy, 0, 0, fc, fv, s1, stk)
+            fees_a, traded_a, nf, filled_a = _record_fills(b, qa, pa, fa, buy, maker_a, nf, fc, fv, s1, stk)
+            fees_paid, traded, filled = fees_paid + fees_a, traded + traded_a, filled or filled_a
         else:
-            fees_paid = _pwsum(fa, n, stk)
-            for i in range(n):
-                s1[i] = qa[i] * pa[i]
-            traded = _pwsum(s1, n, stk)
-        for i in range(n):
-            if qa[i] != 0.0:
-                fc[b, nf] = (i * 2 + (1 if buy[i] else 0)) * 2 + (1 if limit else 0)
-                fv[b, nf, V_QTY], fv[b, nf, V_PRICE], fv[b, nf, V_FEE] = qa[i], pa[i], fa[i]
-                nf += 1
-        for i in range(n):
-            filled = filled or qa[i] > 0.0
+            fees_paid, traded, nf, filled = _record_fills(b, qa, pa, fa, buy, maker_a, 0, fc, fv, s1, stk)
         if fallback:
-            fees_paid = fees_paid + _pwsum(fb, n, stk)
-            for i in range(n):
-                s1[i] = qb[i] * pb[i]
-            traded = traded + _pwsum(s1, n, stk)
-            for i in range(n):
-                filled = filled or qb[i] > 0.0
-                if qb[i] != 0.0:
-                    fc[b, nf] = (i * 2 + (1 if buy[i] else 0)) * 2
-                    fv[b, nf, V_QTY], fv[b, nf, V_PRICE], fv[b, nf, V_FEE] = qb[i], pb[i], fb[i]
-                    nf += 1
+            fees_b, traded_b, nf, filled_b = _record_fills(b, qb, pb, fb, buy, 0, nf, fc, fv, s1, stk)
+            fees_paid, traded, filled = fees_paid + fees_b, traded + traded_b, filled or filled_b
         nr = 0
         for i in range(n):
             if rej[i] != 0:
