@@ -607,14 +607,19 @@ def run_policy(
     )
 
 
-def default_baselines(k: int = 3, every_hours: int = 24) -> list[BaselinePolicy]:
-    """The issue's baseline set; the predictor-based two need an env with meta signals."""
+def default_baselines(
+    k: int = 3, every_hours: int = 24, buy_and_hold: str = "BTC", rule: Mapping[str, Any] | None = None
+) -> list[BaselinePolicy]:
+    """The issue's baseline set; the predictor-based two need an env with meta signals.
+
+    ``rule`` holds `RuleStrategy` keyword overrides (its thresholds are config, conf/evaluate.yaml).
+    """
     return [
         AllCash(),
-        BuyAndHold("BTC"),
+        BuyAndHold(buy_and_hold),
         EqualWeightBuyAndHold(),
         EqualWeightRebalanced(every_hours),
-        RuleStrategy(),
+        RuleStrategy(**dict(rule or {})),
         TopKPredictor(k=k, every_hours=every_hours),
     ]
 

@@ -21,6 +21,7 @@ import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -180,8 +181,6 @@ def in_cash_until(result: EpisodeResult, timestamps: np.ndarray) -> EpisodeResul
     if k == 0:
         return result
     n_assets = result.weights.shape[1]
-    from dataclasses import replace
-
     return replace(
         result,
         returns=np.concatenate([result.returns, np.zeros(k)]),
@@ -437,10 +436,15 @@ def atomic_write(path: Path, data: bytes) -> Path:
     return path
 
 
-def write_metrics(path: str | Path, doc: Mapping[str, Any]) -> Path:
-    """Write ``doc`` as ``metrics.json`` (indented, NaN/inf as null), atomically; returns the path."""
-    text = json.dumps(json_safe(doc), indent=2, allow_nan=False)
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON (NaN/inf as null), atomically; returns the path."""
+    text = json.dumps(json_safe(obj), indent=2, allow_nan=False)
     return atomic_write(Path(path), (text + "\n").encode("utf-8"))
+
+
+def write_metrics(path: str | Path, doc: Mapping[str, Any]) -> Path:
+    """Write ``doc`` as ``metrics.json`` (`write_json`); returns the path."""
+    return write_json(path, doc)
 
 
 __all__ = [
@@ -453,5 +457,6 @@ __all__ = [
     "per_regime",
     "predictor_quality",
     "regime_labels",
+    "write_json",
     "write_metrics",
 ]

@@ -213,10 +213,7 @@ class LevelVecEnv(VecEnv):
             for row in np.flatnonzero(live).tolist():
                 last_infos[row] = _row_info(infos, row)
             if ended.any():
-                rows = np.flatnonzero(ended)
-                view = self._obs(rows)
-                for j, i in enumerate(rows.tolist()):
-                    terminal[i] = {key: v[j] for key, v in view.items()}
+                self._keep_terminal(ended, terminal)
                 term_out |= ended & np.asarray(term)
                 trunc_out |= ended & np.asarray(trunc) & ~np.asarray(term)
                 done |= ended
@@ -251,10 +248,7 @@ class LevelVecEnv(VecEnv):
         terminal: dict[int, dict[str, np.ndarray]] = {}
         row_infos = [_row_info(infos, i) for i in range(self.num_envs)]
         if done.any():
-            rows = np.flatnonzero(done)
-            view = self._obs(rows)
-            for j, i in enumerate(rows.tolist()):
-                terminal[i] = {key: v[j] for key, v in view.items()}
+            self._keep_terminal(done, terminal)
             self.inner.reset(options={"reset_mask": done})
         if self.level == "tactical":  # new targets (after any reset) before the next view is built
             self.phase[done] = 0
@@ -262,6 +256,13 @@ class LevelVecEnv(VecEnv):
             self.phase[due] = 0
             self._new_targets(due)
         return self._package(np.asarray(rew, dtype=np.float64), done, term, trunc & ~term, terminal, row_infos)
+
+    def _keep_terminal(self, ended: np.ndarray, terminal: dict[int, dict[str, np.ndarray]]) -> None:
+        """The last observation of each ended row, taken before its masked reset (SB3's terminal_observation)."""
+        rows = np.flatnonzero(ended)
+        view = self._obs(rows)
+        for j, i in enumerate(rows.tolist()):
+            terminal[i] = {key: v[j] for key, v in view.items()}
 
     def _package(self, rew: np.ndarray, done: np.ndarray, term: np.ndarray, trunc: np.ndarray,
                  terminal: dict[int, dict[str, np.ndarray]], infos: list[dict[str, Any]]) -> Any:

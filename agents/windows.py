@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from agents.baselines import EpisodeResult
+from agents.pipeline import utc
 from envs.errors import ConfigError
 
 
@@ -32,8 +33,7 @@ def window_splits(last_test_end: str, n_windows: int, test_hours: int) -> list[W
     """``n_windows`` consecutive windows whose last test period ends at ``last_test_end``."""
     if n_windows < 1 or test_hours < 24:
         raise ConfigError(f"windows: expected n >= 1 and test_hours >= 24, got n={n_windows}, test_hours={test_hours}")
-    end = pd.Timestamp(last_test_end)
-    end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
+    end = utc(last_test_end, "eval.end")
     hour = pd.Timedelta(hours=1)
     out = []
     for i in range(n_windows):

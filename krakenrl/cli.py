@@ -1,4 +1,4 @@
-"""The shared tail of every Hydra entry point in ``scripts/``: one job, loud failures, the outputs line.
+"""What every Hydra entry point in ``scripts/`` shares: checked instantiation, loud failures, the outputs line.
 
 A `envs.errors.KrakenRLError` (bad data, bad config value, an overlapping evaluation
 period) exits with status 2 and its message on stderr, without a traceback: it is the
@@ -12,12 +12,24 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from envs.errors import KrakenRLError
+from envs.errors import ConfigError, KrakenRLError
+
+T = TypeVar("T")
+
+
+def build(node: Any, cls: type[T], key: str) -> T:
+    """``hydra.utils.instantiate(node)``, checked to be a ``cls``; a ConfigError naming ``key`` otherwise."""
+    from hydra.utils import instantiate
+
+    obj = instantiate(node)
+    if not isinstance(obj, cls):
+        raise ConfigError(f"{key}: expected a config that builds {cls.__name__}, got {type(obj).__name__}")
+    return obj
 
 
 def run_job(job: Callable[[DictConfig, Path], Any], cfg: DictConfig) -> None:
@@ -32,4 +44,4 @@ def run_job(job: Callable[[DictConfig, Path], Any], cfg: DictConfig) -> None:
     print(f"outputs: {out_dir}")
 
 
-__all__ = ["run_job"]
+__all__ = ["build", "run_job"]

@@ -30,19 +30,9 @@ import hydra
 import numpy as np
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from agents.baselines import (
-    AllCash,
-    BuyAndHold,
-    EpisodeResult,
-    EqualWeightBuyAndHold,
-    EqualWeightRebalanced,
-    RuleStrategy,
-    TopKPredictor,
-    run_policy,
-)
+from agents.baselines import EpisodeResult, default_baselines, run_policy
 from agents.envs import evaluation_env
 from agents.evaluation import (
     atomic_write,
@@ -71,7 +61,7 @@ from agents.training import AgentConfig
 from envs.config import EnvConfig
 from envs.data.market import MarketData
 from envs.errors import ConfigError
-from krakenrl.cli import run_job
+from krakenrl.cli import build, run_job
 from predictors.store import read_predictions, read_regimes
 from risk.limits import RiskLimits
 
@@ -144,16 +134,10 @@ def eval_period(market: MarketData, start: str, end: str) -> Period:
 
 
 def baselines(cfg: DictConfig) -> list[Any]:
+    """The baseline set of `agents.baselines.default_baselines` with the config's knobs."""
     b = cfg.baselines
     rule: dict[str, Any] = OmegaConf.to_container(b.rule, resolve=True) if b.rule else {}  # type: ignore[assignment]
-    return [
-        AllCash(),
-        BuyAndHold(str(b.buy_and_hold)),
-        EqualWeightBuyAndHold(),
-        EqualWeightRebalanced(int(b.every_hours)),
-        RuleStrategy(**rule),
-        TopKPredictor(k=int(b.k), every_hours=int(b.every_hours)),
-    ]
+    return default_baselines(int(b.k), int(b.every_hours), str(b.buy_and_hold), rule)
 
 
 def store_extension(store: StoreInfo, cache_dir: Path, train_key: str | None) -> dict[str, Any]:
@@ -194,16 +178,12 @@ def evaluate_results(cfg: DictConfig, out_dir: Path) -> tuple[dict[str, Any], di
         raise ConfigError(f"run={cfg.run}: the runs were trained on different prediction stores {sorted(keys)}")
     eff = effective_config(cfg, run_cfg)  # type: ignore[arg-type]
     plain: dict[str, Any] = OmegaConf.to_container(eff, resolve=True)  # type: ignore[assignment]
-    market = instantiate(eff.data)
-    if not isinstance(market, MarketData):
-        raise ConfigError(f"data: expected a config that builds MarketData, got {type(market).__name__}")
+    market = build(eff.data, MarketData, "data")
     period = eval_period(market, str(cfg.eval.start), str(cfg.eval.end))
     cache = Path(str(cfg.cache_dir))
     store = prediction_store(market, plain, cache, progress=bool(cfg.progress))
     signals, names = store_signals(store, market, plain["horizons"])
-    limits = instantiate(eff.risk)
-    if not isinstance(limits, RiskLimits):
-        raise ConfigError(f"risk: expected a config that builds RiskLimits, got {type(limits).__name__}")
+    limits = build(eff.risk, RiskLimits, "risk")
     env_cfg = EnvConfig.from_mapping(plain["env"])
     logging.getLogger("risk.kill_switch").setLevel(logging.ERROR)
 

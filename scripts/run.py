@@ -22,7 +22,6 @@ from typing import Any
 
 import hydra
 import pandas as pd
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from envs.data.align import iso
@@ -30,22 +29,14 @@ from envs.data.market import MarketData
 from envs.data.parquet_cache import save_parquet
 from envs.data.summary import market_summary
 from envs.errors import ConfigError
-from krakenrl.cli import run_job
+from krakenrl.cli import build, run_job
 
 log = logging.getLogger(__name__)
 
 
-def load_market(cfg: DictConfig) -> MarketData:
-    """Instantiate the ``data`` config group into a validated MarketData."""
-    market = instantiate(cfg.data)
-    if not isinstance(market, MarketData):
-        raise ConfigError(f"data: expected a config that builds a MarketData, got {type(market).__name__}")
-    return market
-
-
 def run(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
     """Load the market, write ``summary.csv`` and ``market.parquet`` to ``out_dir``, return the table."""
-    market = load_market(cfg)
+    market = build(cfg.data, MarketData, "data")
     table = market_summary(market)
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "summary.csv")

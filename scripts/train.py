@@ -30,21 +30,18 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from agents.baselines import run_policy
 from agents.envs import evaluation_env, training_vec_env
-from agents.evaluation import in_cash_until
-from agents.metrics import json_safe
+from agents.evaluation import in_cash_until, write_json
 from agents.pipeline import TrainPeriod, policy_periods, prediction_store, store_signals
 from agents.policies import FlatPolicy, HierarchicalPolicy
 from agents.training import AgentConfig, LevelResult, frozen_policy, load_level, train_level
 from envs.config import EnvConfig
 from envs.data.align import iso
 from envs.data.market import MarketData
-from envs.errors import ConfigError
-from krakenrl.cli import run_job
+from krakenrl.cli import build, run_job
 from risk.limits import RiskLimits
 
 log = logging.getLogger(__name__)
@@ -52,30 +49,14 @@ log = logging.getLogger(__name__)
 SUMMARY_KEYS = ("total_return", "sharpe", "max_drawdown", "fees_paid", "n_trades", "turnover")
 
 
-def load_market(cfg: DictConfig) -> MarketData:
-    market = instantiate(cfg.data)
-    if not isinstance(market, MarketData):
-        raise ConfigError(f"data: expected a config that builds MarketData, got {type(market).__name__}")
-    return market
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Atomic JSON write (temporary file, then rename)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(json_safe(obj), indent=2))
-    tmp.replace(path)
-
-
 def train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """The whole training run; returns the validation summary (also in validation.json)."""
     t_start = time.perf_counter()
     plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     agent = AgentConfig.from_mapping(plain["agent"])
-    limits = instantiate(cfg.risk)
-    if not isinstance(limits, RiskLimits):
-        raise ConfigError(f"risk: expected a config that builds RiskLimits, got {type(limits).__name__}")
+    limits = build(cfg.risk, RiskLimits, "risk")
     env_cfg = EnvConfig.from_mapping(plain["env"])
-    market = load_market(cfg)
+    market = build(cfg.data, MarketData, "data")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 

@@ -22,12 +22,10 @@ import hydra
 import matplotlib
 import numpy as np
 import pandas as pd
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from envs.data.market import MarketData
-from envs.errors import ConfigError
-from krakenrl.cli import run_job
+from krakenrl.cli import build, run_job
 from predictors.pipeline import run_walk_forward
 from predictors.regime import REGIMES
 from predictors.store import write_store
@@ -103,9 +101,7 @@ def _table(summary: dict[str, Any]) -> str:
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """The whole walk-forward; returns the metrics summary (also written to metrics.json)."""
     t_start = time.perf_counter()
-    market = instantiate(cfg.data)
-    if not isinstance(market, MarketData):
-        raise ConfigError(f"data: expected a config that builds MarketData, got {type(market).__name__}")
+    market = build(cfg.data, MarketData, "data")
     plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     wf_run = run_walk_forward(market, plain, progress=bool(cfg.progress))
     results, folds, panel, rule = wf_run.results, wf_run.folds, wf_run.panel, wf_run.rule
