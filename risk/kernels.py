@@ -16,13 +16,11 @@ the caller reruns the reference; triggers are only *detected* here (status bits)
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-from numba import njit
 
-from envs.execution.kernels import _min
-from envs.execution.kernels import pairwise_block as _block
+from envs.numba_utils import JIT_ALLOC, njit
+from envs.numba_utils import min_nan as _min
+from envs.numba_utils import pairwise_block as _block
 
 # rule indices: positions in risk.projection.RULE_ORDER
 R_SANITISE, R_UNTRADABLE, R_HALT, R_MAXPOS, R_KILL, R_BLOCK, R_SCHED = 0, 1, 2, 3, 4, 5, 6
@@ -48,7 +46,7 @@ S_NEGATIVE = 1 << 21  # negative proposal weights clipped to 0
 S_SCALED = 1 << 22  # proposal summing above 1 (+1e-9) scaled to 1
 FALLBACK = -1
 
-_JIT: dict[str, Any] = {"cache": True, "error_model": "numpy", "nogil": True}
+_JIT = JIT_ALLOC
 
 
 def limits_vector(limits: object) -> np.ndarray:

@@ -17,14 +17,12 @@ All arrays are preallocated by `BatchLedger`; the layout constants below name th
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
-from numba import njit as _numba_njit
 
-log = logging.getLogger(__name__)
+from envs.numba_utils import INLINE, JIT, njit
+from envs.numba_utils import max_nan as _max
+from envs.numba_utils import min_nan as _min
+from envs.numba_utils import pwsum as _pwsum
 
 # market pack ``mk`` (M, T, N) float64
 M_PRICE, M_MARK, M_OPEN, M_HIGH, M_LOW, M_CLOSE, M_HALF, M_SIGMA, M_DVOL, M_CAP, M_LOFF, M_TRAD, M_OK = range(13)
@@ -69,128 +67,9 @@ TINY = 1e-300  # same as rewards.TINY
 LOT_SIZE, ORDERMIN, COSTMIN, INSUFFICIENT_CASH, NO_BAR, PARTICIPATION_CAP, ZERO_VOLUME, LIMIT_EXPIRED = range(1, 9)
 REASON_SLOTS = 16  # same as orders.REASON_SLOTS
 
-# ``_nrt=False``: no reference counting. With it every array view and every array passed
-# to a helper costs an atomic incref/decref pair, which took ~45% of a step; the kernels
-# allocate nothing (all buffers come from `BatchLedger`), so they need no runtime.
-_warned: list[str] = []  # functions compiled without cache (warn once)
 
-
-def njit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
-    """``numba.njit`` that falls back to no on-disk cache where none can be written.
-
-    numba raises at decoration time when it finds no writable cache location (read-only
-    install and home); the kernels then compile on first use in every process instead.
-    """
-
-    def decorate(fn: Callable[..., Any]) -> Any:
-        try:
-            return _numba_njit(**options)(fn)
-        except RuntimeError as exc:
-            if not options.get("cache"):
-                raise
-            level = logging.DEBUG if _warned else logging.WARNING
-            _warned.append(fn.__name__)
-            log.log(level, "numba cache unavailable for %s (%s): compiling without cache", fn.__name__, exc)
-            return _numba_njit(**{**options, "cache": False})(fn)
-
-    return decorate
-
-
-_JIT = {"cache": True, "error_model": "numpy", "nogil": True, "_nrt": False}
-_INLINE = {**_JIT, "inline": "always"}
-
-
-@njit(**_JIT)
-def _min(a: float, b: float) -> float:
-    """``np.minimum`` of two floats (NaN propagates)."""
-    if a != a:
-        return a
-    if b != b:
-        return b
-    return a if a <= b else b
-
-
-@njit(**_JIT)
-def _max(a: float, b: float) -> float:
-    """``np.maximum`` of two floats (NaN propagates)."""
-    if a != a:
-        return a
-    if b != b:
-        return b
-    return a if a >= b else b
-
-
-@njit(**_JIT)
-def _pwsum_block(x: np.ndarray, n: int, stk: np.ndarray) -> float:
-    """numpy's pairwise sum of ``x[:n]`` for n > 128, with ``stk`` (4, 64) as an explicit stack.
-
-    numpy splits a block into two halves (the first a multiple of 8) until blocks have at
-    most 128 items and adds the partial sums back up the tree (left + right); rows of
-    ``stk``: block start, block length, state (0 descend left, 1 descend right, 2 done), sum.
-    """
-    depth = 0
-    stk[0, 0], stk[1, 0], stk[2, 0] = 0.0, n, 0.0
-    result = 0.0
-    while depth >= 0:
-        lo, m, state = int(stk[0, depth]), int(stk[1, depth]), stk[2, depth]
-        if m <= 128 or state == 2.0:
-            part = pairwise_block(x, lo, m) if m <= 128 else stk[3, depth]
-            depth -= 1
-            if depth < 0:
-                result = part
-            elif stk[2, depth] == 1.0:
-                stk[3, depth] = part
-            else:
-                stk[3, depth] = stk[3, depth] + part
-            continue
-        half = m // 2
-        half -= half % 8
-        if state == 0.0:
-            stk[2, depth] = 1.0
-            stk[0, depth + 1], stk[1, depth + 1], stk[2, depth + 1] = lo, half, 0.0
-        else:
-            stk[2, depth] = 2.0
-            stk[0, depth + 1], stk[1, depth + 1], stk[2, depth + 1] = lo + half, m - half, 0.0
-        depth += 1
-    return result
-
-
-@njit(**_INLINE)
-def pairwise_block(x: np.ndarray, lo: int, n: int) -> float:
-    """numpy's pairwise sum of ``x[lo:lo+n]`` for n <= 128 (8 interleaved partial sums); shared with risk."""
-    if n < 8:
-        res = 0.0
-        for i in range(lo, lo + n):
-            res += x[i]
-        return res
-    r0, r1, r2, r3 = x[lo], x[lo + 1], x[lo + 2], x[lo + 3]
-    r4, r5, r6, r7 = x[lo + 4], x[lo + 5], x[lo + 6], x[lo + 7]
-    i = lo + 8
-    stop = lo + n - n % 8
-    while i < stop:
-        r0 += x[i]
-        r1 += x[i + 1]
-        r2 += x[i + 2]
-        r3 += x[i + 3]
-        r4 += x[i + 4]
-        r5 += x[i + 5]
-        r6 += x[i + 6]
-        r7 += x[i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < lo + n:
-        res += x[i]
-        i += 1
-    return res
-
-
-@njit(**_INLINE)
-def _pwsum(x: np.ndarray, n: int, stk: np.ndarray) -> float:
-    """Sum of ``x[:n]`` in numpy's pairwise order (bit-identical to ``x[:n].sum()``)."""
-    if n <= 128:
-        return pairwise_block(x, 0, n)
-    return _pwsum_block(x, n, stk)
-
+_JIT = JIT
+_INLINE = INLINE
 
 @njit(**_INLINE)
 def _any_positive(x: np.ndarray) -> bool:
