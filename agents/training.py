@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -88,6 +89,7 @@ class AgentConfig:
     action_noise: float = 0.1  # TD3: sigma of the Gaussian exploration noise
     tactical_shortfall: float = 1.0  # lambda_is
     tactical_tracking: float = 0.002  # lambda_te
+    halt_penalty: float = 0.0  # charged (in log-growth units) when the ladder's halt ends an episode
     norm_reward: bool = True
     checkpoint_every: int = 10_000  # agent steps between checkpoints (per level)
     threads: int = 1  # torch threads: 1 keeps runs bit-for-bit reproducible on any machine
@@ -113,6 +115,10 @@ class AgentConfig:
             v = float(getattr(self, name))
             if not 0.0 < v <= 1.0:
                 raise ConfigError(f"agent.{name}: expected in (0, 1], got {v!r}")
+        for name in ("halt_penalty", "tactical_shortfall", "tactical_tracking"):
+            v = float(getattr(self, name))
+            if not (math.isfinite(v) and v >= 0.0):
+                raise ConfigError(f"agent.{name}: expected a finite value >= 0, got {v!r}")
         if not 0.0 <= self.val_fraction < 0.5:
             raise ConfigError(f"agent.val_fraction: expected in [0, 0.5), got {self.val_fraction!r}")
         if self.every_hours >= self.episode_hours or self.episode_hours % self.every_hours:
@@ -337,7 +343,7 @@ def train_level(
         return LevelResult(level, folder, 0, 0, 0.0, 0.0, resumed_from=start[1])
     set_random_seed(cfg.seed)
     reward = TacticalReward(cfg.tactical_shortfall, cfg.tactical_tracking)
-    base = LevelVecEnv(make_inner(), level, cfg.every_hours, strategic, reward)
+    base = LevelVecEnv(make_inner(), level, cfg.every_hours, strategic, reward, cfg.halt_penalty)
     base.seed(cfg.seed)
     timer = EnvTimer(base)
     monitored = VecMonitor(base)

@@ -88,6 +88,7 @@ class LevelVecEnv(VecEnv):
         every_hours: int = 24,
         strategic: StrategicFn | None = None,
         reward: TacticalReward = TacticalReward(),
+        halt_penalty: float = 0.0,
     ) -> None:
         base = inner.unwrapped
         if getattr(base, "autoreset_mode", None) is None or str(base.autoreset_mode).lower().find("disabled") < 0:
@@ -98,6 +99,9 @@ class LevelVecEnv(VecEnv):
             raise ValueError("LevelVecEnv(level='tactical'): needs the frozen strategic policy")
         if every_hours < 1:
             raise ValueError(f"every_hours: expected >= 1, got {every_hours}")
+        if not (np.isfinite(halt_penalty) and halt_penalty >= 0.0):
+            raise ValueError(f"halt_penalty: expected a finite value >= 0, got {halt_penalty!r}")
+        self.halt_penalty = float(halt_penalty)
         env_cfg = base.config
         if env_cfg.reward != "log_growth" or env_cfg.reward_scale != 1.0:
             raise ValueError(
@@ -212,6 +216,7 @@ class LevelVecEnv(VecEnv):
             ended = live & (np.asarray(term) | np.asarray(trunc))
             for row in np.flatnonzero(live).tolist():
                 last_infos[row] = _row_info(infos, row)
+            total -= self._halt_charge(ended, infos)
             if ended.any():
                 self._keep_terminal(ended, terminal)
                 term_out |= ended & np.asarray(term)
@@ -245,6 +250,7 @@ class LevelVecEnv(VecEnv):
         term = np.asarray(term, dtype=bool)
         trunc = np.asarray(trunc, dtype=bool)
         done = term | trunc
+        rew = rew - self._halt_charge(done, infos)
         terminal: dict[int, dict[str, np.ndarray]] = {}
         row_infos = [_row_info(infos, i) for i in range(self.num_envs)]
         if done.any():
@@ -256,6 +262,21 @@ class LevelVecEnv(VecEnv):
             self.phase[due] = 0
             self._new_targets(due)
         return self._package(np.asarray(rew, dtype=np.float64), done, term, trunc & ~term, terminal, row_infos)
+
+    def _halt_charge(self, ended: np.ndarray, infos: dict[str, Any]) -> np.ndarray:
+        """``halt_penalty`` for each row whose episode the drawdown ladder's halt ended now, else 0.
+
+        A halt freezes the account in cash for the rest of a held-out period; in training it
+        merely ends an episode, which a short-horizon discount barely feels. The charge makes
+        the level pay for it (0 by default: the reward stays pure log growth).
+        """
+        out = np.zeros(self.num_envs)
+        reasons = infos.get("termination_reason")
+        if self.halt_penalty == 0.0 or reasons is None or not ended.any():
+            return out
+        halted = np.array([bool(ended[i]) and reasons[i] == "halt" for i in range(self.num_envs)])
+        out[halted] = self.halt_penalty
+        return out
 
     def _keep_terminal(self, ended: np.ndarray, terminal: dict[int, dict[str, np.ndarray]]) -> None:
         """The last observation of each ended row, taken before its masked reset (SB3's terminal_observation)."""

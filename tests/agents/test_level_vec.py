@@ -132,3 +132,28 @@ def test_off_policy_algorithms_train_a_level_and_resume_with_their_replay_buffer
         train_level(AgentConfig(algo=algo, n_envs=2, episode_hours=48, learning_starts=16, buffer_size=500,
                                 batch_size=16, gamma=0.5), "flat", lambda: _inner(market, n=2, hours=48), folder, 200,
                     progress=False)
+
+
+def test_halt_penalty_is_charged_once_on_the_halting_row_only(market) -> None:  # type: ignore[no-untyped-def]
+    def inner():  # type: ignore[no-untyped-def]
+        env = KrakenSpotVectorEnv(3, market=market, episode_hours=960, autoreset_mode="disabled")
+        return RiskVectorWrapper(env, {"kill_switch_breadth": 0.5})
+
+    plain = LevelVecEnv(inner(), "strategic", 24)
+    charged = LevelVecEnv(inner(), "strategic", 24, halt_penalty=0.3)
+    for v in (plain, charged):
+        v.seed(4)
+        v.reset()
+    all_in = np.tile(np.r_[np.ones(len(ASSETS)), -1.0], (3, 1))  # fully invested: the ladder halts it
+    reasons = []
+    for _ in range(40):
+        for v in (plain, charged):
+            v.step_async(all_in)
+        _, r_plain, done, infos = plain.step_wait()
+        _, r_charged, _, _ = charged.step_wait()
+        halted = np.array([i.get("termination_reason") == "halt" for i in infos])
+        np.testing.assert_allclose(r_plain - r_charged, np.where(halted, 0.3, 0.0), atol=1e-6)
+        reasons += [i.get("termination_reason") for i, d in zip(infos, done, strict=True) if d]
+    assert "halt" in reasons and "episode_length" in reasons  # both kinds of ending were seen
+    with pytest.raises(ValueError, match="halt_penalty"):
+        LevelVecEnv(inner(), "strategic", 24, halt_penalty=-0.1)
