@@ -23,7 +23,6 @@ so this module does not import Hydra.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib
 import types
 import typing
@@ -84,13 +83,17 @@ class MappingConfig:
 _DEFAULT = object()  # "use the field's default" (None for a container field that does not take None)
 
 
-@functools.cache
+_FIELD_TYPES: dict[type, dict[str, Any]] = {}
+
+
 def _field_types(cls: type) -> dict[str, Any]:
-    """Declared types of the init fields of a dataclass (string annotations resolved)."""
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"from_mapping: {cls.__name__} is not a dataclass")
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls) if f.init}
+    """Declared types of the init fields of a dataclass (string annotations resolved; cached)."""
+    if cls not in _FIELD_TYPES:
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"from_mapping: {cls.__name__} is not a dataclass")
+        hints = typing.get_type_hints(cls)
+        _FIELD_TYPES[cls] = {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls) if f.init}
+    return _FIELD_TYPES[cls]
 
 
 def _check_target(cls: type, target: Any, where: str) -> None:
