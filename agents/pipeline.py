@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from envs.config_mapping import HYDRA_KEYS
 from envs.data.align import iso
 from envs.data.market import MarketData
 from envs.errors import ConfigError, DataError, KrakenRLError
@@ -67,11 +68,23 @@ def market_digest(market: MarketData) -> str:
 
 
 def store_key(market: MarketData, cfg: Mapping[str, Any]) -> str:
-    """Cache key of a prediction store: the market digest and the predictor config."""
-    sub = {k: cfg.get(k) for k in PREDICTOR_KEYS}
+    """Cache key of a prediction store: the market digest and the predictor config.
+
+    Hydra's ``_target_`` keys name the config classes, not values: they are left out, so a
+    store cached before the configs carried them keeps its key.
+    """
+    sub = {k: _without_hydra_keys(cfg.get(k)) for k in PREDICTOR_KEYS}
     text = json.dumps({"format": STORE_FORMAT, "market": market_digest(market), "config": sub}, sort_keys=True,
                       default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _without_hydra_keys(node: Any) -> Any:
+    if isinstance(node, Mapping):
+        return {k: _without_hydra_keys(v) for k, v in node.items() if k not in HYDRA_KEYS}
+    if isinstance(node, list | tuple):
+        return [_without_hydra_keys(v) for v in node]
+    return node
 
 
 @dataclass

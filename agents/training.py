@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -48,6 +48,7 @@ from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
 from agents.extractor import AssetSetExtractor
 from agents.vec import LevelVecEnv, TacticalReward
+from envs.config_mapping import MappingConfig
 from envs.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,13 @@ BUDGET_FIELDS = ("strategic_timesteps", "tactical_timesteps", "flat_timesteps", 
 
 
 @dataclass(frozen=True)
-class AgentConfig:
-    """The ``agent`` config group (conf/agent/*.yaml); validated, errors name the field."""
+class AgentConfig(MappingConfig):
+    """The ``agent`` config group (conf/agent/*.yaml); validated, errors name the field.
+
+    ``AgentConfig.from_mapping(values)`` (`envs.config_mapping`) builds one from the group's node.
+    """
+
+    config_section: ClassVar[str] = "agent"
 
     algo: str = "ppo"  # ppo | sac | td3 (every level's action space is a Box, so all three apply)
     hierarchical: bool = True  # False: only the flat policy is trained (the ablation alone)
@@ -136,17 +142,6 @@ class AgentConfig:
             return self.flat_timesteps
         tactical = self.tactical_timesteps if self.executor == "tactical" else 0
         return self.strategic_timesteps * self.every_hours + tactical
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> AgentConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"agent: unknown keys {unknown}; known: {sorted(known)}")
-        v = dict(values)
-        if "net_arch" in v:
-            v["net_arch"] = tuple(int(x) for x in v["net_arch"])
-        return cls(**v)
 
 
 class EnvTimer(BaseCallback):

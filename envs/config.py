@@ -8,10 +8,10 @@ naming the field and the value ("expected X, got Y").
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from typing import ClassVar
 
+from envs.config_mapping import MappingConfig
 from envs.errors import ConfigError
 
 ORDER_TYPES = ("limit", "market")
@@ -26,8 +26,14 @@ SPREAD_SOURCES = ("auto", "column", "table", "abdi_ranaldo", "corwin_schultz")  
 
 
 @dataclass(frozen=True)
-class EnvConfig:
-    """Configuration of `KrakenSpotEnv`; defaults are the specification's (0.40% fees)."""
+class EnvConfig(MappingConfig):
+    """Configuration of `KrakenSpotEnv`; defaults are the specification's (0.40% fees).
+
+    ``EnvConfig.from_mapping(values)`` (`envs.config_mapping`) builds one from a Hydra node or a
+    dict; unknown keys are a ConfigError.
+    """
+
+    config_section: ClassVar[str] = "env"
 
     # --- account and episodes
     initial_cash: float = 10_000.0  # USD
@@ -91,24 +97,6 @@ class EnvConfig:
 
     def __post_init__(self) -> None:
         self.validate()
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | EnvConfig | None) -> EnvConfig:
-        """An `EnvConfig` from a (Hydra/OmegaConf) mapping; unknown keys are a ConfigError."""
-        if values is None:
-            return cls()
-        if isinstance(values, EnvConfig):
-            return values
-        names = {f.name for f in fields(cls)}
-        plain = {str(k): v for k, v in dict(values).items() if k not in ("_target_", "_convert_")}
-        unknown = sorted(set(plain) - names)
-        if unknown:
-            raise ConfigError(f"env config: unknown keys {unknown}; expected a subset of {sorted(names)}")
-        if plain.get("pair_spread_floor") is not None:
-            plain["pair_spread_floor"] = {str(k): float(v) for k, v in dict(plain["pair_spread_floor"]).items()}
-        else:
-            plain.pop("pair_spread_floor", None)
-        return cls(**plain)
 
     def validate(self) -> None:
         _choice("start_mode", self.start_mode, START_MODES)

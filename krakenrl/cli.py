@@ -1,25 +1,34 @@
-"""What every Hydra entry point in ``scripts/`` shares: checked instantiation, loud failures, the outputs line.
+"""What every entry point in ``scripts/`` shares: one thin ``main``, checked instantiation, loud failures.
 
-A `envs.errors.KrakenRLError` (bad data, bad config value, an overlapping evaluation
-period) exits with status 2 and its message on stderr, without a traceback: it is the
-user's input that is wrong, and the message names what. The last line on stdout is
-``outputs: <folder>`` (ARCHITECTURE.md).
+- `hydra_main(job, "train")` is the whole ``main`` of a Hydra script: ``@hydra.main`` on
+  ``conf/<name>.yaml`` (version_base 1.3: the working directory is not changed) around
+  `run_job`. Hydra still names the job after the script (``train``), because the wrapper
+  keeps ``job`` as its ``__wrapped__``.
+- `run_job` runs ``job(cfg, out_dir)`` in the Hydra output folder. A
+  `envs.errors.KrakenRLError` (bad data, bad config value, an overlapping evaluation
+  period) exits with status 2 and its message on stderr, without a traceback: it is the
+  user's input that is wrong, and the message names what. The last line on stdout is
+  ``outputs: <folder>`` (ARCHITECTURE.md), written by `print_outputs`.
+- `cli_main(main)` is the same for the argparse scripts (``spread_report``, ``mutation``):
+  ``main()``'s return value is the exit status, a KrakenRLError exits 2 naming it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from envs.errors import ConfigError, KrakenRLError
 
 T = TypeVar("T")
+CONFIG_PATH = "../conf"  # relative to the script (scripts/<name>.py), as Hydra resolves it
+VERSION_BASE = "1.3"
 
 
 def build(node: Any, cls: type[T], key: str) -> T:
@@ -32,16 +41,47 @@ def build(node: Any, cls: type[T], key: str) -> T:
     return obj
 
 
+def print_outputs(*paths: str | Path) -> None:
+    """The last line of every entry point: ``outputs: <path> [<path> ...]``."""
+    print("outputs: " + " ".join(str(p) for p in paths))
+
+
+def _exit_on_user_error(exc: KrakenRLError) -> NoReturn:
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(2)
+
+
 def run_job(job: Callable[[DictConfig, Path], Any], cfg: DictConfig) -> None:
     """Run ``job(cfg, out_dir)`` in the Hydra output folder; exit 2 naming a KrakenRLError."""
+    from hydra.core.hydra_config import HydraConfig
+
     logging.basicConfig(level=logging.WARNING)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         job(cfg, out_dir)
     except KrakenRLError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    print(f"outputs: {out_dir}")
+        _exit_on_user_error(exc)
+    print_outputs(out_dir)
 
 
-__all__ = ["build", "run_job"]
+def hydra_main(job: Callable[[DictConfig, Path], Any], config_name: str) -> Callable[[], Any]:
+    """The ``main`` of a Hydra entry point: ``conf/<config_name>.yaml`` -> `run_job` ``(job, cfg)``."""
+    import hydra
+
+    @functools.wraps(job)  # __wrapped__ = job: Hydra names the task after job's file (the script)
+    def task(cfg: DictConfig) -> None:
+        run_job(job, cfg)
+
+    return hydra.main(config_path=CONFIG_PATH, config_name=config_name, version_base=VERSION_BASE)(task)
+
+
+def cli_main(main: Callable[[], int | None]) -> NoReturn:
+    """Exit with ``main()``'s status (None = 0); a KrakenRLError exits 2 with its message on stderr."""
+    try:
+        status = main()
+    except KrakenRLError as exc:
+        _exit_on_user_error(exc)
+    sys.exit(status or 0)
+
+
+__all__ = ["build", "cli_main", "hydra_main", "print_outputs", "run_job"]

@@ -11,16 +11,20 @@ a horizon once at least ``min_rows`` labelled history rows (with both classes) e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 
+from envs.config_mapping import MappingConfig
 from predictors.base import Prediction
 
 
 @dataclass(frozen=True)
-class MetaConfig:
+class MetaConfig(MappingConfig):
+    config_section: ClassVar[str] = "predictor.meta"
+
     min_rows: int = 500  # labelled out-of-fold rows needed before a horizon gets a meta model
     C: float = 0.1  # inverse L2 strength of the logistic regression
     alpha: float = 10.0  # ridge penalty (on standardised inputs)

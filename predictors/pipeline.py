@@ -56,10 +56,10 @@ def run_walk_forward(market: MarketData, cfg: Mapping[str, Any], progress: bool 
         market,
         horizons,
         float(cfg["round_trip_fee"]),
-        FeatureConfig(**as_tuples(dict(cfg.get("features") or {}))),
-        RegimeRuleConfig(**as_tuples(dict(cfg.get("regime_rule") or {}))),
+        FeatureConfig.from_mapping(cfg.get("features") or {}),
+        RegimeRuleConfig.from_mapping(cfg.get("regime_rule") or {}),
     )
-    wf = WalkForwardConfig(**as_tuples(dict(cfg["walk_forward"])))
+    wf = WalkForwardConfig.from_mapping(cfg["walk_forward"])
     folds = make_folds(market.n_bars, wf, horizons, first_bar=int(ds.t_idx.min()))
     if not folds:
         raise ConfigError(
@@ -71,7 +71,7 @@ def run_walk_forward(market: MarketData, cfg: Mapping[str, Any], progress: bool 
     spec = ModelSpec(
         families=tuple(p["families"]),
         params={k: as_tuples(v) for k, v in dict(p["models"]).items()},
-        meta=MetaConfig(**as_tuples(dict(p["meta"]))),
+        meta=MetaConfig.from_mapping(p["meta"]),
         regime_params=as_tuples(dict(p["regime"])),
         seed=int(p["seed"]),
     )

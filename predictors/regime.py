@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from envs.config_mapping import MappingConfig
 from envs.data.indicators import log_returns
 from envs.data.market import MarketData
 from envs.errors import ConfigError, DataError
@@ -30,8 +31,10 @@ WARMUP = -1
 
 
 @dataclass(frozen=True)
-class RegimeRuleConfig:
+class RegimeRuleConfig(MappingConfig):
     """Windows (hourly bars) and thresholds of ``label_regimes``."""
+
+    config_section: ClassVar[str] = "regime_rule"
 
     crash_window: int = 24  # trailing return horizon of the crash test
     crash_sigma_window: int = 168  # hourly vol measured before the crash window

@@ -8,7 +8,9 @@ exp_return matches the sign of the realised forward return, zero returns skipped
 MLflow: ``sqlite:///<outdir>/mlflow.db`` is both the tracking and the registry store
 (the model registry needs a database; mlflow 3 deprecates the file store), artifacts go
 to ``<outdir>/mlartifacts``. Open the UI with
-``mlflow ui --backend-store-uri sqlite:///<outdir>/mlflow.db``.
+``mlflow ui --backend-store-uri sqlite:///<outdir>/mlflow.db``. `log_walk_forward` records
+one walk-forward (config, pooled and per-fold metrics, plots, the last fold's models): the
+run ``scripts/train_predictors.py`` writes.
 """
 
 from __future__ import annotations
@@ -199,3 +201,41 @@ class Tracker:
 
     def end(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status)
+
+
+FOLD_METRICS = ("auc", "log_loss", "brier", "hit_rate", "ic")
+WALK_FORWARD_ARTIFACTS = ("metrics.json", "auc_per_fold.png", "feature_importance.csv", "feature_importance.json",
+                          "feature_importance.png")
+
+
+def log_walk_forward(out_dir: Path, summary: Mapping[str, Any], results: list[FoldResult],
+                     params: Mapping[str, Any], *, experiment: str = "krakenrl-predictors",
+                     log_models: bool = True, register: bool = True) -> dict[str, str]:
+    """One MLflow run of a walk-forward (``scripts/train_predictors.py``) in ``out_dir/mlflow.db``.
+
+    Logs ``params`` (the resolved config), the pooled metrics (``<model>.h<h>.<metric>``), the
+    per-fold metrics (``fold.<model>.h<h>.<metric>``, step = fold), the regime scores, the
+    files of ``WALK_FORWARD_ARTIFACTS`` found in ``out_dir``, and, when ``log_models``, the last
+    fold's models (registered under the ``krakenrl`` prefix when ``register``). Returns
+    ``{"tracking_uri", "run_id"}`` for metrics.json.
+    """
+    tracker = Tracker(out_dir, experiment=experiment, run_name=out_dir.name)
+    tracker.log_params(params)
+    overall = {
+        f"{m}.h{h}.{k}": v
+        for m, per_h in summary["overall"].items()
+        for h, s in per_h.items()
+        for k, v in s.items()
+    }
+    tracker.log_metrics(overall)
+    for row in summary["folds"]:
+        per_fold = {f"fold.{row['model']}.h{row['horizon']}.{k}": row[k] for k in FOLD_METRICS}
+        tracker.log_metrics(per_fold, step=int(row["fold"]))
+    tracker.log_metrics({f"regime.{k}": v for k, v in summary["regime"].items()})
+    for name in WALK_FORWARD_ARTIFACTS:
+        if (out_dir / name).is_file():
+            tracker.log_artifact(out_dir / name)
+    if log_models and results[-1].models is not None:
+        tracker.log_models(results[-1].models, "krakenrl" if register else None)
+    tracker.end()
+    return {"tracking_uri": tracker.uri, "run_id": tracker.run_id}

@@ -22,11 +22,12 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from envs.config_mapping import MappingConfig
 from envs.data.market import MarketData
 from envs.errors import ConfigError, DataError
 from predictors.base import Prediction, Predictor, Targets
@@ -41,10 +42,12 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class WalkForwardConfig:
+class WalkForwardConfig(MappingConfig):
+    config_section: ClassVar[str] = "walk_forward"
+
     scheme: str = "rolling"  # rolling | expanding
     train_bars: int = 4320  # rolling training window (bars); ignored by "expanding"
-    min_train_bars: int = 2160  # the first fold's training window
+    min_train_bars: int = 1440  # the first fold's training window (60 days after the features' warm-up)
     retrain_every: int = 720  # cadence = test block length (720 h ~ one month)
     embargo: int = 24  # bars between the last training label end and the test block
     val_fraction: float = 0.15  # tail of the training window used for early stopping

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from envs.config_mapping import MappingConfig
 from envs.errors import ConfigError
 
 Direction = Literal["max", "min", "range"]
@@ -83,11 +84,17 @@ HARD_CAPS: dict[str, Bound] = {
 
 
 @dataclass(frozen=True)
-class RiskLimits:
+class RiskLimits(MappingConfig):
     """Every limit the projection enforces; validated against `HARD_CAPS` on creation.
 
     Weights are fractions of current equity at current prices (exposure = weight).
+    ``RiskLimits.from_mapping(values)`` builds one from a Hydra node or a dict
+    (`envs.config_mapping`: unknown keys and wrong types raise `ConfigError`, missing keys
+    keep the defaults; a ``name`` key is ignored).
     """
+
+    config_section: ClassVar[str] = "risk"
+    config_ignore: ClassVar[frozenset[str]] = frozenset({"name"})
 
     max_positions: int = 10  # non-zero positions after projection
     max_asset_weight: float = 0.35  # per-asset cap
@@ -125,18 +132,9 @@ class RiskLimits:
 
     # ------------------------------------------------------------ construction
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any], *, source: str = "risk config") -> RiskLimits:
-        """Limits from a plain mapping (a composed Hydra node turned into a dict).
-
-        Unknown keys and wrong types raise `ConfigError`; missing keys keep the defaults.
-        A ``_target_`` key (Hydra instantiation) is ignored.
-        """
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known - {"_target_", "name"})
-        if unknown:
-            raise ConfigError(f"{source}: unknown risk field(s) {unknown}; expected some of {sorted(known)}")
-        kwargs = {k: _coerce(k, v, source) for k, v in values.items() if k in known}
-        return cls(**kwargs)
+    def from_dict(cls, values: Mapping[str, Any], *, source: str = "risk") -> RiskLimits:
+        """The former spelling of `from_mapping` (``source`` names the config in errors)."""
+        return cls.from_mapping(values, section=source)
 
     def tighten(self, **changes: Any) -> RiskLimits:
         """A copy with ``changes`` applied; each must be at least as tight as the current value."""
@@ -243,7 +241,7 @@ PRESETS: dict[str, RiskLimits] = {"spec_a": SPEC_A, "spec_b": SPEC_B}
 
 
 def resolve_limits(limits: RiskLimits | str | Mapping[str, Any]) -> RiskLimits:
-    """A `RiskLimits` from itself, a profile name of `PRESETS` or a mapping of fields (`RiskLimits.from_dict`).
+    """A `RiskLimits` from itself, a profile name of `PRESETS` or a mapping of fields (`RiskLimits.from_mapping`).
 
     A mapping is what a risk-wrapped env's JSON spec holds (``EnvSpec.to_json`` writes the
     dataclass as a dict), so ``gym.make(EnvSpec.from_json(...))`` rebuilds the same limits.
@@ -255,7 +253,7 @@ def resolve_limits(limits: RiskLimits | str | Mapping[str, Any]) -> RiskLimits:
             raise ConfigError(f"risk profile: expected one of {sorted(PRESETS)} (or a RiskLimits), got {limits!r}")
         return PRESETS[limits]
     if isinstance(limits, Mapping):
-        return RiskLimits.from_dict(limits)
+        return RiskLimits.from_mapping(limits)
     raise ConfigError(
         f"risk limits: expected a RiskLimits, a profile name in {sorted(PRESETS)} or a mapping of fields, "
         f"got {type(limits).__name__}"

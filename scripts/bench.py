@@ -21,9 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -33,6 +31,7 @@ from envs.data.market import MarketData
 from envs.data.synthetic import generate_synthetic_market
 from envs.kraken_spot import KrakenSpotEnv
 from envs.vector import KrakenSpotVectorEnv
+from krakenrl.cli import hydra_main
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +163,7 @@ def profile_single(market: MarketData, config: EnvConfig, steps: int, seed: int)
     return sorted(rows, key=lambda r: -r["own_s"])[:12]
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
+def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     env_cfg = EnvConfig.from_mapping(OmegaConf.to_container(cfg.env, resolve=True))  # type: ignore[arg-type]
     market = generate_synthetic_market(n_bars=int(cfg.market.n_bars), seed=int(cfg.market.seed))
     seed = int(cfg.seed)
@@ -180,7 +179,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         results["policies"] = bench_policies(market, env_cfg, int(cfg.policy_timesteps), int(cfg.policy_envs), seed)
     if bool(cfg.profile):
         results["profile_top"] = profile_single(market, env_cfg, min(int(cfg.single_steps), 5000), seed)
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
     (out_dir / "bench.json").write_text(json.dumps(results, indent=2))
     lines = [
         f"{'measure':<42}{'value':>14}",
@@ -198,13 +196,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     for row in results.get("profile_top", []):
         lines.append(f"  {row['function'][:58]:<58}{row['share']:>7.1%}")
     print("\n".join(lines))
-    print(f"outputs: {out_dir}")
     return results
 
 
-@hydra.main(config_path="../conf", config_name="bench", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    run(cfg)
+main = hydra_main(run, "bench")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
@@ -61,7 +60,7 @@ from agents.training import AgentConfig
 from envs.config import EnvConfig
 from envs.data.market import MarketData
 from envs.errors import ConfigError
-from krakenrl.cli import build, run_job
+from krakenrl.cli import build, hydra_main
 from predictors.store import read_predictions, read_regimes
 from risk.limits import RiskLimits
 
@@ -310,9 +309,7 @@ def _print(doc: dict[str, Any], period: Period, seconds: float) -> None:
     print(f"evaluation: {seconds:.0f} s")
 
 
-@hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    run_job(evaluate, cfg)
+main = hydra_main(evaluate, "evaluate")
 
 
 if __name__ == "__main__":

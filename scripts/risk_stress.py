@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import hydra
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -21,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from envs.config import EnvConfig
 from envs.kraken_spot import KrakenSpotEnv
-from krakenrl.cli import run_job
+from krakenrl.cli import hydra_main
 from risk import PRESETS, RiskWrapper
 from risk.stress import StressResult, run_stress
 
@@ -69,9 +68,7 @@ def run(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
     return table
 
 
-@hydra.main(config_path="../conf", config_name="risk_stress", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    run_job(run, cfg)
+main = hydra_main(run, "risk_stress")
 
 
 if __name__ == "__main__":

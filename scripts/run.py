@@ -20,7 +20,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
@@ -29,7 +28,7 @@ from envs.data.market import MarketData
 from envs.data.parquet_cache import save_parquet
 from envs.data.summary import market_summary
 from envs.errors import ConfigError
-from krakenrl.cli import build, run_job
+from krakenrl.cli import build, hydra_main
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +127,7 @@ def walk_forward_windows(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     return doc
 
 
-@hydra.main(config_path="../conf", config_name="run", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    run_job(main_job, cfg)
+main = hydra_main(main_job, "run")
 
 
 if __name__ == "__main__":

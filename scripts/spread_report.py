@@ -36,6 +36,7 @@ from envs.data.loaders import load_csv_dir, load_kraken_dir, to_unix
 from envs.data.market import MarketData
 from envs.data.spreads import spread_model
 from envs.kraken_spot import KrakenSpotEnv
+from krakenrl.cli import cli_main, print_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 BP = 1e4
@@ -134,8 +135,8 @@ def main() -> None:
               f"{r['traded_usd']:>12.0f}{r['final_equity']:>11.2f}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "spread_report.json").write_text(json.dumps(report, indent=1))
-    print(f"outputs: {args.out}")
+    print_outputs(args.out)
 
 
 if __name__ == "__main__":
-    main()
+    cli_main(main)

@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from agents.baselines import run_policy
@@ -41,7 +40,7 @@ from agents.training import AgentConfig, LevelResult, frozen_policy, load_level,
 from envs.config import EnvConfig
 from envs.data.align import iso
 from envs.data.market import MarketData
-from krakenrl.cli import build, run_job
+from krakenrl.cli import build, hydra_main
 from risk.limits import RiskLimits
 
 log = logging.getLogger(__name__)
@@ -167,9 +166,7 @@ def _print(validation: dict[str, dict[str, Any]], timing: list[LevelResult], sec
     print(f"training run: {seconds:.0f} s")
 
 
-@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    run_job(train, cfg)
+main = hydra_main(train, "train")
 
 
 if __name__ == "__main__":

@@ -18,18 +18,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import matplotlib
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from envs.data.market import MarketData
-from krakenrl.cli import build, run_job
+from krakenrl.cli import build, hydra_main
 from predictors.pipeline import run_walk_forward
 from predictors.regime import REGIMES
 from predictors.store import write_store
-from predictors.tracking import Tracker, evaluate, importance_table
+from predictors.tracking import evaluate, importance_table, log_walk_forward
 from predictors.walk_forward import (
     FoldResult,
 )
@@ -143,32 +142,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     _plots(out_dir, summary, importances)
 
     if cfg.mlflow.enabled:
-        tracker = Tracker(out_dir, experiment=str(cfg.mlflow.experiment), run_name=out_dir.name)
-        tracker.log_params(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
-        overall = {
-            f"{m}.h{h}.{k}": v
-            for m, per_h in summary["overall"].items()
-            for h, s in per_h.items()
-            for k, v in s.items()
-        }
-        tracker.log_metrics(overall)
-        for row in summary["folds"]:
-            tracker.log_metrics(
-                {
-                    f"fold.{row['model']}.h{row['horizon']}.{k}": row[k]
-                    for k in ("auc", "log_loss", "brier", "hit_rate", "ic")
-                },
-                step=int(row["fold"]),
-            )
-        tracker.log_metrics({f"regime.{k}": v for k, v in summary["regime"].items()})
-        for name in ("metrics.json", "auc_per_fold.png", "feature_importance.csv", "feature_importance.json",
-                     "feature_importance.png"):  # fmt: skip
-            if (out_dir / name).is_file():
-                tracker.log_artifact(out_dir / name)
-        if cfg.mlflow.log_models and results[-1].models is not None:
-            tracker.log_models(results[-1].models, "krakenrl" if cfg.mlflow.register else None)
-        tracker.end()
-        summary["mlflow"] = {"tracking_uri": tracker.uri, "run_id": tracker.run_id}
+        summary["mlflow"] = log_walk_forward(
+            out_dir, summary, results, OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
+            experiment=str(cfg.mlflow.experiment), log_models=bool(cfg.mlflow.log_models),
+            register=bool(cfg.mlflow.register),
+        )
         (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))
     print(_table(summary))
     print(f"regime: {summary['regime']}")
@@ -176,9 +154,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     return summary
 
 
-@hydra.main(config_path="../conf", config_name="train_predictors", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    run_job(run, cfg)
+main = hydra_main(run, "train_predictors")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ without pulling in pandas code paths.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from envs.config_mapping import MappingConfig
 from envs.errors import ConfigError
 
 
@@ -29,8 +31,10 @@ class FeatureSpec:
 
 
 @dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(MappingConfig):
     """Windows (in hourly bars) of every feature; defaults suit hourly crypto bars."""
+
+    config_section: ClassVar[str] = "features"
 
     momentum_horizons: tuple[int, ...] = (1, 4, 24)
     slope_window: int = 24  # OLS slope of log price over this many bars

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from envs.config_mapping import MappingConfig
 from envs.errors import ConfigError
 from predictors.base import Predictor
 from predictors.models.lightgbm_model import LightGBMConfig, LightGBMPredictor
@@ -14,7 +14,7 @@ from predictors.models.random_forest import RandomForestConfig, RandomForestPred
 from predictors.models.transformer import TransformerConfig, TransformerPredictor
 from predictors.models.xgboost_model import XGBoostConfig, XGBoostPredictor
 
-FAMILIES: dict[str, tuple[type[Predictor], type]] = {
+FAMILIES: dict[str, tuple[type[Predictor], type[MappingConfig]]] = {
     "xgboost": (XGBoostPredictor, XGBoostConfig),
     "lightgbm": (LightGBMPredictor, LightGBMConfig),
     "random_forest": (RandomForestPredictor, RandomForestConfig),
@@ -24,16 +24,11 @@ FAMILIES: dict[str, tuple[type[Predictor], type]] = {
 
 
 def make_config(family: str, params: Mapping[str, Any] | None = None) -> Any:
-    """The family's frozen config dataclass from a plain mapping; unknown keys raise."""
+    """The family's frozen config dataclass from a mapping (``from_mapping``: unknown keys raise;
+    a ``_target_``, as in ``conf/predictor/*.yaml``, must name that class)."""
     if family not in FAMILIES:
         raise ConfigError(f"predictor family: expected one of {sorted(FAMILIES)}, got {family!r}")
-    cls = FAMILIES[family][1]
-    params = dict(params or {})
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise ConfigError(f"predictor.models.{family}: unknown keys {unknown}, expected some of {sorted(known)}")
-    return cls(**params)
+    return FAMILIES[family][1].from_mapping(params or {})
 
 
 def make_model(

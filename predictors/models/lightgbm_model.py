@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import lightgbm as lgb
 import numpy as np
 
+from envs.config_mapping import MappingConfig
 from predictors.models.tabular import TabularPredictor
 
 
 @dataclass(frozen=True)
-class LightGBMConfig:
+class LightGBMConfig(MappingConfig):
+    config_section: ClassVar[str] = "predictor.models.lightgbm"
+
     n_estimators: int = 200
     learning_rate: float = 0.1
     num_leaves: int = 15

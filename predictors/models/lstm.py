@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from envs.config_mapping import MappingConfig
 from predictors.models.sequences import SequencePredictor
 
 
 @dataclass(frozen=True)
-class LSTMConfig:
+class LSTMConfig(MappingConfig):
     """Sizes are small by default so a year of 12 assets trains in seconds per fold on CPU."""
+
+    config_section: ClassVar[str] = "predictor.models.lstm"
 
     window: int = 16
     hidden: int = 32

@@ -5,16 +5,19 @@ training window, before its label cutoff)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
+from envs.config_mapping import MappingConfig
 from predictors.models.tabular import TabularPredictor
 
 
 @dataclass(frozen=True)
-class RandomForestConfig:
+class RandomForestConfig(MappingConfig):
+    config_section: ClassVar[str] = "predictor.models.random_forest"
+
     n_estimators: int = 40
     max_depth: int = 7
     min_samples_leaf: int = 50

@@ -4,16 +4,20 @@ with a learned positional embedding; the last token's state feeds the heads."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from envs.config_mapping import MappingConfig
 from envs.errors import ConfigError
 from predictors.models.sequences import SequencePredictor
 
 
 @dataclass(frozen=True)
-class TransformerConfig:
+class TransformerConfig(MappingConfig):
+    config_section: ClassVar[str] = "predictor.models.transformer"
+
     window: int = 16
     d_model: int = 32
     heads: int = 2

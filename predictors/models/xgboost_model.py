@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import xgboost as xgb
 
+from envs.config_mapping import MappingConfig
 from predictors.models.tabular import TabularPredictor
 
 
 @dataclass(frozen=True)
-class XGBoostConfig:
+class XGBoostConfig(MappingConfig):
     """Small, regularised defaults: hourly crypto labels are mostly noise."""
+
+    config_section: ClassVar[str] = "predictor.models.xgboost"
 
     n_estimators: int = 200
     learning_rate: float = 0.1
