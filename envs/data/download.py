@@ -5,7 +5,8 @@ Kraken sources, each adding only hours not yet stored (the store is append-only)
 - ``csv``: Kraken's official OHLCVT dump (`envs.data.loaders.read_kraken_file`).
 - ``trades``: history older than the OHLC window, rebuilt from the public Trades endpoint
   (ccxt ``fetch_trades``; the first page by ``since`` in ms, later pages by Kraken's
-  ``last`` cursor, which is what Kraken documents for walking the whole tape) and
+  ``last`` cursor minus 1 ns, so that trades sharing the cursor's timestamp are not lost
+  at a page boundary; repeats are dropped by trade id) and
   aggregated by `envs.data.trades.trades_to_bars`. After each page the hours before the
   last trade's hour are complete: they are appended, and the cursor plus the trades of
   the unfinished hour are saved as resume state. An interrupted run continues from that
@@ -212,8 +213,10 @@ class Downloader:
                 page = self._call(f"kraken {symbol} fetch_trades", ex.fetch_trades, symbol,
                                   (begin - 1) * 1000, self.page_limit)  # fmt: skip
             else:
+                # one nanosecond before the cursor: trades of one taker order share a timestamp and a page
+                # may end inside such a group; the repeats are dropped by trade id below
                 page = self._call(f"kraken {symbol} fetch_trades", ex.fetch_trades, symbol, None, self.page_limit,
-                                  {"since": cursor})  # fmt: skip
+                                  {"since": str(int(cursor) - 1)})  # fmt: skip
             s.requests += 1
             pages += 1
             rows = _trade_rows(page)

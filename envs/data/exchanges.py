@@ -39,9 +39,7 @@ def asset_of(pair: str) -> str:
 
     Raises DataError for a base Kraken does not list in ``kraken_pairs.json``.
     """
-    asset = canonical_asset(pair)
-    info = pair_info(asset)  # DataError naming the pair and the known ones
-    return info.asset
+    return canonical_asset(pair_info(pair).asset)  # DataError naming the pair and the known ones
 
 
 def native_symbol(exchange: str, asset: str) -> str:
