@@ -186,7 +186,9 @@ class MarketData:
         """Bit-for-bit equality of every array (NaN equal to NaN) and of the metadata."""
         if self.assets != other.assets or self.pairs != other.pairs:
             return False
-        for name in ("timestamps", *PRICE_FIELDS, "volume", "tradable", "filled", "trades", "spread", "integrity_ok", "regimes"):
+        names = ("timestamps", *PRICE_FIELDS, "volume", "tradable", "filled", "trades", "spread", "integrity_ok",
+                 "regimes")
+        for name in names:
             a, b = getattr(self, name), getattr(other, name)
             if (a is None) != (b is None):
                 return False

@@ -348,7 +348,8 @@ def _count_conflicts(old: dict[str, np.ndarray], new: dict[str, np.ndarray], hav
     n = int(differ.sum())
     if n:
         first = int(new["timestamp"][have][np.flatnonzero(differ)[0]])
-        log.warning("%s: %d stored hours differ from the new source (first at %d); kept the stored rows", what, n, first)
+        log.warning("%s: %d stored hours differ from the new source (first at %d); kept the stored rows",
+                    what, n, first)  # fmt: skip
     return n
 
 
@@ -376,7 +377,7 @@ def load_store(
 
     store = BarStore(path)
     if not (store.root / MANIFEST).is_file():
-        raise DataError(f"{store.root}: expected a bar store (no {MANIFEST}); build one with scripts/download_data.py")
+        raise DataError(f"{store.root}: expected a bar store (no {MANIFEST}); build it with scripts/download_data.py")
     check_gap_policy(gap_policy)
     if verify:
         store.check()

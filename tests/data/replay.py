@@ -79,9 +79,9 @@ class ReplaySession(requests.Session):
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         parsed = urlparse(str(url))
         query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-        if self.interrupt_after is not None and self.interrupt_on in parsed.path:
-            if self.count(self.interrupt_on) >= self.interrupt_after:
-                raise KeyboardInterrupt(f"replay: killed before request {self.interrupt_after + 1} to {parsed.path}")
+        if (self.interrupt_after is not None and self.interrupt_on in parsed.path
+                and self.count(self.interrupt_on) >= self.interrupt_after):  # fmt: skip
+            raise KeyboardInterrupt(f"replay: killed before request {self.interrupt_after + 1} to {parsed.path}")
         self.log.append((parsed.path, query))
         if self.failures:
             kind = self.failures.pop(0)

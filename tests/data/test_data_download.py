@@ -105,7 +105,7 @@ def test_retry_with_backoff_then_success_and_give_up(tmp_path: Path) -> None:
     session.fail_next("timeout", "kraken_busy")  # ccxt: RequestTimeout, then ExchangeNotAvailable
     s = dl.kraken_trades("BTC", TAPE_START, TAPE_END + H, quote="USDT")
     assert waits == [1.0, 2.0] and s.trades == 1000
-    ex = make_exchange("kraken", session=kraken_session())
+    ex = make_exchange("kraken", session=kraken_session(), rateLimit=5)
     ex.load_markets()
     ex.session.fail_next("503", "kraken_rate", "timeout")
     waits.clear()

@@ -71,7 +71,7 @@ def test_injected_discrepancy_gap_stale_and_spike_are_flagged(tmp_path: Path) ->
     assert not check_market(bad, {"binance": ref2}).spike[350, 1]
     marked = rep.apply()
     assert marked.integrity_ok is not None and marked.slice(200, 210).integrity_ok.shape == (10, 2)
-    with pytest.raises(ConfigError, match="integrity.threshold"):
+    with pytest.raises(ConfigError, match=r"integrity\.threshold"):
         IntegrityConfig(threshold=0.0)
 
 
@@ -93,8 +93,8 @@ def test_clean_real_data_false_flag_rate() -> None:
 
 
 def test_integrity_mask_engages_the_kill_switch() -> None:
-    from risk.kill_switch import MarketSignals
     from risk.kernels import F_HELD, F_MARKET
+    from risk.kill_switch import MarketSignals
     from risk.limits import RiskLimits
 
     m = make_tiny_market(n_bars=200, assets=("BTC", "ETH", "SOL", "ADA", "XRP"), seed=3)  # 1 of 5 < breadth 0.25
