@@ -15,7 +15,10 @@ conditions do not depend on what the account holds):
 - ``data_integrity``: the asset has a NaN close at t while tradable (blocks it) or held
   (engages the switch), the snapshot
   is not finite or not aligned with the market, a held asset has had no real bar for more
-  than ``max_stale_hours`` hours, or |log return| > ``max_price_jump``.
+  than ``max_stale_hours`` hours, or |log return| > ``max_price_jump``; or the market's
+  ``integrity_ok`` mask (`envs.data.integrity`: cross-exchange discrepancy runs, stale
+  runs, unconfirmed spikes) is False at t: that blocks entries in the asset and, when held,
+  engages the switch.
 - ``exchange_down``: at least ``exchange_down_share`` of the listed pairs (two or more) have
   no bar in the same hour (the backtest's sign of an outage; Kraken 2021-07-22 22:00 ->
   2021-07-23 01:00 had none for all five USD pairs), or reported by paper trading through
@@ -114,8 +117,13 @@ class MarketSignals:
             )
         # the step loop's (T, N) trigger table: F_MARKET where the asset's market trigger
         # fires at t (blocks entries in it), F_HELD where holding it is a data-integrity failure
+        # the data-integrity mask of envs.data.integrity (None = not checked): False blocks and, held, engages
+        self.integrity_bad = (
+            np.zeros(close.shape, dtype=bool) if market.integrity_ok is None else ~market.integrity_ok & self.listed
+        )
+        market_hit = market_hit | self.integrity_bad
         self._asset_flag = np.where(self.listed, market_hit, market.tradable)
-        self._held_flag = ~self.listed | (self.stale_hours > limits.max_stale_hours)
+        self._held_flag = ~self.listed | (self.stale_hours > limits.max_stale_hours) | self.integrity_bad
         self.flags = (self._asset_flag * F_MARKET + self._held_flag * F_HELD).astype(np.int8)
         # market-wide conditions (T,): a share of the listed universe firing, or missing the hour
         n_listed = self.listed.sum(axis=1)
@@ -134,6 +142,8 @@ class MarketSignals:
             nan_close = TriggerHit("data_integrity", name, float("nan"), 0.0, "NaN close")
             return [nan_close] if self._asset_flag[t, i] else []
         out: list[TriggerHit] = []
+        if self.integrity_bad[t, i]:
+            out.append(TriggerHit("data_integrity", name, 0.0, 1.0, "integrity check failed (integrity_ok False)"))
         r = self.abs_ret[t, i]
         if np.isfinite(r) and r > limits.max_price_jump:
             out.append(TriggerHit("data_integrity", name, float(r), limits.max_price_jump, "price jump"))
@@ -164,6 +174,10 @@ class MarketSignals:
         for i in np.flatnonzero(self._held_flag[t] & held):
             if not self.listed[t, i]:
                 out.append(TriggerHit("data_integrity", names[i], float("nan"), 0.0, "held asset has a NaN close"))
+            elif self.integrity_bad[t, i]:
+                out.append(
+                    TriggerHit("data_integrity", names[i], 0.0, 1.0, "held asset fails the integrity check")
+                )
             else:
                 out.append(
                     TriggerHit(

@@ -63,6 +63,10 @@ class MarketData:
     filled: np.ndarray  # (T, N) bool: bar synthesised by the gap policy
     trades: np.ndarray | None = None  # (T, N) float64 trade counts, when known
     spread: np.ndarray | None = None  # (T, N) relative bid-ask spread, when known
+    # (T, N) bool: False where the data-integrity checks (envs.data.integrity: cross-exchange
+    # discrepancy runs, unconfirmed spikes, stale runs) distrust the bar; the kill switch's
+    # data_integrity trigger reads it. None = not checked.
+    integrity_ok: np.ndarray | None = None
     regimes: np.ndarray | None = None  # (T,) int8 true regime labels (synthetic only)
     pairs: dict[str, PairInfo] = field(default_factory=dict)
     source: str = ""
@@ -120,7 +124,7 @@ class MarketData:
         if ts.size and np.any(np.diff(ts) != HOUR):
             raise DataError("timestamps: expected a gapless hourly grid (step 3600 s)")
         shape = (ts.size, len(self.assets))
-        for name in (*PRICE_FIELDS, "volume", "tradable", "filled", "trades", "spread"):
+        for name in (*PRICE_FIELDS, "volume", "tradable", "filled", "trades", "spread", "integrity_ok"):
             arr = getattr(self, name)
             if arr is not None and arr.shape != shape:
                 raise DataError(f"{name}: expected shape {shape}, got {arr.shape}")
@@ -145,6 +149,7 @@ class MarketData:
             filled=self.filled[start:stop],
             trades=cut(self.trades),
             spread=cut(self.spread),
+            integrity_ok=cut(self.integrity_ok),
             regimes=cut(self.regimes),
         )
 
@@ -173,6 +178,7 @@ class MarketData:
             filled=self.filled[:, idx],
             trades=pick(self.trades),
             spread=pick(self.spread),
+            integrity_ok=pick(self.integrity_ok),
             pairs={a: self.pairs[a] for a in assets if a in self.pairs},
         )
 
@@ -180,7 +186,9 @@ class MarketData:
         """Bit-for-bit equality of every array (NaN equal to NaN) and of the metadata."""
         if self.assets != other.assets or self.pairs != other.pairs:
             return False
-        for name in ("timestamps", *PRICE_FIELDS, "volume", "tradable", "filled", "trades", "spread", "regimes"):
+        names = ("timestamps", *PRICE_FIELDS, "volume", "tradable", "filled", "trades", "spread", "integrity_ok",
+                 "regimes")
+        for name in names:
             a, b = getattr(self, name), getattr(other, name)
             if (a is None) != (b is None):
                 return False

@@ -21,7 +21,7 @@ from envs.data.market import MarketData, PairInfo
 from envs.errors import DataError
 
 _META_KEY = b"krakenrl.market"
-_FIELDS = ("open", "high", "low", "close", "volume", "tradable", "filled", "trades", "spread")
+_FIELDS = ("open", "high", "low", "close", "volume", "tradable", "filled", "trades", "spread", "integrity_ok")
 
 
 def save_parquet(market: MarketData, path: str | Path) -> Path:
