@@ -192,9 +192,13 @@ class StateStore:
                 conn.execute(
                     "INSERT OR REPLACE INTO audit_head (id, seq, hash) VALUES (1, 0, ?)", (genesis_hash(run_id),)
                 )
+                if fault_hook is not None:
+                    fault_hook("CREATE:mid")
                 conn.execute("COMMIT")
             finally:
                 conn.close()
+            if fault_hook is not None:
+                fault_hook("CREATE:after")  # complete under the temporary name, not yet in place
             fsync_path(tmp)
             os.link(tmp, path)  # fails if something appeared at path meanwhile: never overwrites
             tmp.unlink()
@@ -643,8 +647,10 @@ class StateStore:
             ).fetchone()
             if row is not None:
                 if row[0] != digest:
+                    closed = conn.execute("SELECT outcome FROM cycles WHERE hour = ?", (h,)).fetchone()
+                    what = f"already closed as {closed[0]!r}" if stage == Stage.AUDIT_SEALED else "already recorded"
                     raise CycleConflictError(
-                        f"{self.path}: {stage.name} for hour {iso(h)} is already recorded with different content "
+                        f"{self.path}: {stage.name} for hour {iso(h)} is {what} with different content "
                         "(a transition must be re-applied with the persisted inputs)"
                     )
                 return False
