@@ -23,7 +23,7 @@ from paper import (
     StateStore,
     client_order_id,
 )
-from tests.paper.helpers import H, T0, full_cycle, ledger, new_store
+from tests.paper.helpers import T0, H, full_cycle, ledger, new_store
 
 
 def test_new_file_settings_and_permissions(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_every_transition_is_idempotent(tmp_path: Path) -> None:
 def test_reapplying_with_different_content_is_a_conflict(tmp_path: Path) -> None:
     store = new_store(tmp_path)
     store.record_fetched(T0, {"bars": {"BTC": {"close": "100"}}})
-    with pytest.raises(CycleConflictError, match="FETCHED .* already recorded with different content"):
+    with pytest.raises(CycleConflictError, match=r"FETCHED .* already recorded with different content"):
         store.record_fetched(T0, {"bars": {"BTC": {"close": "101"}}})
     store.record_decided(T0, {"target": {"BTC": 0.5}})
     store.record_intents(T0, [OrderIntent("BTC", "buy", Decimal("1"), "market")])
@@ -101,7 +101,7 @@ def test_transitions_out_of_order_are_refused(tmp_path: Path) -> None:
     with pytest.raises(CycleOrderError, match="no cycle"):
         store.record_decided(T0, {})
     store.record_fetched(T0, {"x": 1})
-    with pytest.raises(CycleOrderError, match="INTENTS .* out of order: the cycle is at FETCHED"):
+    with pytest.raises(CycleOrderError, match=r"INTENTS .* out of order: the cycle is at FETCHED"):
         store.record_intents(T0, [])
     with pytest.raises(CycleOrderError, match="LEDGER_COMMITTED"):
         store.seal_hour(T0, "traded", {})
@@ -149,7 +149,7 @@ def test_an_hour_can_be_closed_without_trading_before_any_order(tmp_path: Path) 
         store.record_intents(T0, [])
     with pytest.raises(ValueError, match="kind must be one of"):
         store.seal_hour(T0 + H, "skipped", {})
-    with pytest.raises(CycleOrderError, match="cannot seal .* as 'traded'"):
+    with pytest.raises(CycleOrderError, match=r"cannot seal .* as 'traded'"):
         store.seal_hour(T0 + H, "traded", {})
     store.close()
 
