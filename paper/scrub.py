@@ -5,13 +5,15 @@ exception can still carry one (an environment-provided ``apiKey``, an ``Authoriz
 header). Two rules, both applied everywhere:
 
 - by name: a value under a key whose name contains ``key``, ``secret``, ``token``,
-  ``password``, ``passwd``, ``passphrase``, ``credential``, ``auth`` or ``signature``
-  (case-insensitive; ``apiKey``, ``api_key``, ``API-Sign``…) is replaced by `REDACTED`, unless it
-  is empty (``""``/``None`` stays visible: it shows that no key is configured);
-- by shape: a string that is a long base64/base64url token (>= 32 characters from that
-  alphabet, with upper- and lower-case letters and digits, like Kraken's 56-character API
-  keys and 88-character secrets) is redacted wherever it appears. Lower-case hex digests
-  (config hashes, run ids) do not match this rule and are kept.
+  ``password``, ``passwd``, ``passphrase``, ``credential``, ``auth`` or ``signature``, or ends
+  in ``-sign`` (case-insensitive; ``apiKey``, ``api_key``, ``API-Sign``…) is replaced by
+  `REDACTED` (everything below it, for a nested mapping), unless it is empty (``""``/``None``
+  stays visible: it shows that no key is configured); in free text the same names are
+  recognised as ``name=value`` / ``name: value`` / ``"name": "value"``;
+- by shape: a long base64/base64url run (>= 32 characters from that alphabet with at least
+  three upper-case and three lower-case letters and two digits, not starting with ``/``:
+  Kraken's 56-character API keys and 88-character secrets) is redacted wherever it appears.
+  Lower-case hex digests (config hashes, order ids), UUIDs and absolute paths are kept.
 
 Over-redaction is the safe error: a key named ``sort_keys`` loses its value in the log, an
 API secret never reaches the disk.
@@ -26,13 +28,16 @@ from typing import Any
 
 REDACTED = "***REDACTED***"
 
-SECRET_NAME = re.compile(r"key|secret|token|passw(or)?d|passphrase|credential|auth|signature|sign$", re.IGNORECASE)
+SECRET_NAME = re.compile(
+    r"key|secret|token|passw(?:or)?d|passphrase|credential|auth|signature|(?:^|[-_.])sign$", re.IGNORECASE
+)
 _B64_CHARS = r"A-Za-z0-9+/_\-"
 TOKEN_SHAPE = re.compile(rf"(?<![{_B64_CHARS}])[{_B64_CHARS}]{{32,}}={{0,2}}(?![{_B64_CHARS}=])")
-# "name: value", "name=value", '"name": "value"', "name value" for secret-looking names in free text
-_NAME = r"[A-Za-z0-9_\-.]*(?:key|secret|token|passw(?:or)?d|passphrase|credential|auth\w*|signature|sign)"
+# "name=value", "name: value", '"name": "value"' for secret-looking names in free text
+_NAME = r"[\w\-.]*(?:key|secret|token|passw(?:or)?d|passphrase|credential|auth|signature|[-_.]sign)[\w\-.]*"
 TEXT_PAIR = re.compile(
-    rf"""(?P<name>["']?{_NAME}["']?)(?P<sep>\s*[:=]\s*|\s+)(?P<quote>["']?)(?P<value>(?:Bearer\s+|Basic\s+)?[^\s"',;}}]+)""",
+    rf"""(?P<name>["']?{_NAME}["']?)(?P<sep>\s*[:=]\s*)"""
+    r"""(?P<value>"[^"]*"|'[^']*'|(?:Bearer|Basic)\s+[^\s"',;}]+|[^\s"',;}]+)""",
     re.IGNORECASE,
 )
 
@@ -42,22 +47,23 @@ def is_secret_name(name: str) -> bool:
     return bool(SECRET_NAME.search(name))
 
 
+def _token_like(s: str) -> bool:
+    """Random-looking: several upper- and lower-case letters and digits, and not a file path."""
+    if s.startswith("/"):
+        return False
+    upper = sum(c.isupper() for c in s)
+    lower = sum(c.islower() for c in s)
+    digits = sum(c.isdigit() for c in s)
+    return upper >= 3 and lower >= 3 and digits >= 2
+
+
 def looks_like_token(value: str) -> bool:
-    """True for a long base64-ish string with mixed case and digits (a key or secret's shape)."""
-    for m in TOKEN_SHAPE.finditer(value):
-        s = m.group(0)
-        if re.search(r"[a-z]", s) and re.search(r"[A-Z]", s) and re.search(r"[0-9]", s):
-            return True
-    return False
+    """True for a long base64-ish run with mixed case and digits (a key or secret's shape)."""
+    return any(_token_like(m.group(0)) for m in TOKEN_SHAPE.finditer(value))
 
 
 def _scrub_tokens(text: str) -> str:
-    def repl(m: re.Match[str]) -> str:
-        s = m.group(0)
-        mixed = re.search(r"[a-z]", s) and re.search(r"[A-Z]", s) and re.search(r"[0-9]", s)
-        return REDACTED if mixed else s
-
-    return TOKEN_SHAPE.sub(repl, text)
+    return TOKEN_SHAPE.sub(lambda m: REDACTED if _token_like(m.group(0)) else m.group(0), text)
 
 
 def scrub_config(config: Any) -> Any:
@@ -94,9 +100,11 @@ def scrub_text(text: str) -> str:
     """A log line with ``name=value`` secrets and token-shaped strings redacted."""
 
     def repl(m: re.Match[str]) -> str:
-        if m.group("value") == REDACTED:
+        value = m.group("value")
+        quote = value[0] if value[:1] in ("'", '"') else ""
+        if value.strip("'\"") == REDACTED:
             return m.group(0)
-        return f"{m.group('name')}{m.group('sep')}{m.group('quote')}{REDACTED}"
+        return f"{m.group('name')}{m.group('sep')}{quote}{REDACTED}{quote}"
 
     return _scrub_tokens(TEXT_PAIR.sub(repl, text))
 
@@ -110,9 +118,7 @@ class ScrubFilter(logging.Filter):
         if scrubbed != message:
             record.msg, record.args = scrubbed, None
         if record.exc_info and record.exc_info[1] is not None:
-            exc = record.exc_info[1]
-            text = scrub_text(str(exc))
-            if text != str(exc):
-                record.exc_text = f"{type(exc).__name__}: {text}"
-                record.exc_info = None
+            # the traceback is formatted here, once, so that the handler prints the scrubbed text
+            record.exc_text = scrub_text(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
         return True
