@@ -14,9 +14,11 @@ order, exactly once each: sealed (traded, held, halted) or closed without tradin
 halted) — an hour recorded missed is never filled afterwards.
 
 SQLite runs in WAL mode with ``synchronous=FULL`` (a commit is on disk when it returns) and
-foreign keys on. ``fault_hook`` is called at named points (``"<STAGE>:before"``, ``":mid"``
-inside the open transaction, ``":after"``) so that tests can kill the process there; it is
-an argument, never read from the environment.
+foreign keys on. ``fault_hook`` is called at named points so that tests can kill the process
+there: ``"<STAGE>:before"`` (before BEGIN), ``":mid"`` (inside the transaction, effects written
+but not the stage row), ``":commit"`` (just before COMMIT), ``":after"``; ``"EVENT:…"`` for
+standalone events and ``"CREATE:mid"``/``"CREATE:after"`` during creation. It is an argument,
+never read from the environment.
 """
 
 from __future__ import annotations
@@ -627,7 +629,7 @@ class StateStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
-            self._fault(f"{point}:mid")
+            self._fault(f"{point}:commit")
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -658,6 +660,7 @@ class StateStore:
             if stage == Stage.FETCHED:
                 conn.execute("INSERT INTO cycles (hour, stage, updated_at) VALUES (?, 1, ?)", (h, self._now()))
             apply(conn, h)
+            self._fault(f"{stage.name}:mid")  # effects written, stage row not yet: atomicity is tested here
             conn.execute(
                 "INSERT INTO cycle_stages (hour, stage, payload, payload_hash, committed_at) VALUES (?, ?, ?, ?, ?)",
                 (h, int(stage), text, digest, self._now()),

@@ -209,7 +209,7 @@ def test_every_appended_record_names_the_open_hour(tmp_path: Path) -> None:
     store._fault_hook = hook_points.append
     store.record_fetched(T0, {"x": 1}, events=[AuditEvent("retrain", {"model": "m1"})])
     assert store.audit_records()[-1].hour == T0
-    assert hook_points == ["FETCHED:before", "FETCHED:mid", "FETCHED:after"]
+    assert hook_points == ["FETCHED:before", "FETCHED:mid", "FETCHED:commit", "FETCHED:after"]
     store.close()
 
 
