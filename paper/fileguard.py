@@ -1,9 +1,10 @@
-"""Refuse a state file that is not ours, not whole, or not of a version this code knows.
+"""Open a state file safely: refuse one that is not ours, not whole, or of an unknown version.
 
 Checks run before anything is written to the file (setting WAL mode or migrating would
 modify a foreign file): the SQLite header, the size the header promises against the bytes
 on disk (a torn copy or a truncated file), SQLite's own ``integrity_check`` and
 ``foreign_key_check``, the ``application_id``, the schema version and the ``meta`` row.
+`connect` never creates a file; `configure` sets WAL, ``synchronous=FULL`` and foreign keys.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 from paper.errors import StateFileError
 from paper.schema import APPLICATION_ID, APPLICATION_NAME, SCHEMA_VERSION
@@ -98,3 +100,26 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    """A connection that never creates the file (``mode=rw``/``ro``)."""
+    uri = f"file:{quote(str(path.resolve()))}?mode={'ro' if readonly else 'rw'}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10.0)
+    except sqlite3.Error as exc:
+        raise StateFileError(f"{path}: cannot open: {exc}") from None
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA cell_size_check = ON")
+    conn.execute("PRAGMA trusted_schema = OFF")
+    return conn
+
+
+def configure(conn: sqlite3.Connection, path: Path, *, writable: bool) -> None:
+    """WAL journal, full fsync on every commit, foreign keys enforced."""
+    conn.execute("PRAGMA foreign_keys = ON")
+    if writable:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StateFileError(f"{path}: cannot use WAL journal mode here (got {mode!r})")
+    conn.execute("PRAGMA synchronous = FULL")

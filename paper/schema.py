@@ -13,7 +13,7 @@ To change the schema: append a `Migration` (never edit a released one), bump not
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 APPLICATION_ID = 0x4B524C50  # "KRLP": krakenrl paper state
@@ -167,6 +167,20 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "audit_head: the chain head, so that a deleted tail is detected", _v2),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def apply_migrations(
+    conn: sqlite3.Connection, from_version: int, now: str, migrations: Sequence[Migration] | None = None
+) -> None:
+    """Run migrations ``from_version + 1 …`` on a connection already inside a transaction."""
+    for m in (MIGRATIONS if migrations is None else migrations)[from_version:]:
+        m.apply(conn)
+        conn.execute(
+            "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+            (m.version, m.description, now),
+        )
+        conn.execute(f"PRAGMA user_version = {int(m.version)}")
+        conn.execute("UPDATE meta SET schema_version = ? WHERE id = 1", (m.version,))
 
 
 def check_migrations(migrations: tuple[Migration, ...] = MIGRATIONS) -> None:

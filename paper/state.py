@@ -34,7 +34,6 @@ from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
 
 from paper.audit import (
     EVENT_KINDS,
@@ -56,13 +55,13 @@ from paper.errors import (
     PaperStateError,
     StateFileError,
 )
-from paper.fileguard import check_header, fsync_path, identify
+from paper.fileguard import check_header, configure, connect, fsync_path, identify
 from paper.hours import HOUR_S, as_hour, iso
 from paper.ledger import LedgerUpdate, Portfolio, RiskState
 from paper.lock import StateLock
 from paper.money import as_decimal, decimal_text, parse_stored
 from paper.orders import ORDER_STATUSES, Fill, Order, OrderIntent, client_order_id
-from paper.schema import APPLICATION_ID, APPLICATION_NAME, MIGRATIONS, SCHEMA_VERSION, Migration
+from paper.schema import APPLICATION_ID, APPLICATION_NAME, MIGRATIONS, SCHEMA_VERSION, Migration, apply_migrations
 
 Clock = Callable[[], datetime]
 FaultHook = Callable[[str], None]
@@ -88,20 +87,6 @@ def _events_content(events: Sequence[AuditEvent]) -> list[dict[str, Any]]:
         if not isinstance(e, AuditEvent):
             raise TypeError(f"events: expected AuditEvent, got {type(e).__name__}")
     return [{"kind": e.kind, "payload": e.payload} for e in events]
-
-
-def apply_migrations(
-    conn: sqlite3.Connection, from_version: int, now: str, migrations: Sequence[Migration] = MIGRATIONS
-) -> None:
-    """Run migrations ``from_version + 1 …`` on a connection already inside a transaction."""
-    for m in migrations[from_version:]:
-        m.apply(conn)
-        conn.execute(
-            "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
-            (m.version, m.description, now),
-        )
-        conn.execute(f"PRAGMA user_version = {int(m.version)}")
-        conn.execute("UPDATE meta SET schema_version = ? WHERE id = 1", (m.version,))
 
 
 class StateStore:
@@ -169,7 +154,7 @@ class StateStore:
             now = iso_utc(clock(), "clock()")
             conn = sqlite3.connect(tmp, isolation_level=None)
             try:
-                _configure(conn, tmp, writable=True)
+                configure(conn, tmp, writable=True)
                 conn.execute("BEGIN IMMEDIATE")
                 MIGRATIONS[0].apply(conn)
                 conn.execute(
@@ -231,7 +216,7 @@ class StateStore:
         clock = clock or _utc_now
         if readonly:
             check_header(path)
-            conn = _connect(path, readonly=True)
+            conn = connect(path, readonly=True)
             try:
                 version = identify(conn, path, quick=quick_check)
                 if version != SCHEMA_VERSION:
@@ -266,10 +251,10 @@ class StateStore:
         migrations: Sequence[Migration] = MIGRATIONS,
     ) -> StateStore:
         check_header(path)
-        conn = _connect(path, readonly=False)
+        conn = connect(path, readonly=False)
         try:
             version = identify(conn, path, quick=quick)
-            _configure(conn, path, writable=True)
+            configure(conn, path, writable=True)
             if version < len(migrations):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -797,26 +782,3 @@ class StateStore:
                 raise AuditChainError(
                     f"cycle {iso(hour)} stage {Stage(stage).name}: stored input does not match its hash"
                 )
-
-
-def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
-    """A connection that never creates the file (``mode=rw``/``ro``)."""
-    uri = f"file:{quote(str(path.resolve()))}?mode={'ro' if readonly else 'rw'}"
-    try:
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10.0)
-    except sqlite3.Error as exc:
-        raise StateFileError(f"{path}: cannot open: {exc}") from None
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA cell_size_check = ON")
-    conn.execute("PRAGMA trusted_schema = OFF")
-    return conn
-
-
-def _configure(conn: sqlite3.Connection, path: Path, *, writable: bool) -> None:
-    """WAL journal, full fsync on every commit, foreign keys enforced."""
-    conn.execute("PRAGMA foreign_keys = ON")
-    if writable:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise StateFileError(f"{path}: cannot use WAL journal mode here (got {mode!r})")
-    conn.execute("PRAGMA synchronous = FULL")

@@ -159,4 +159,5 @@ def test_kills_at_random_wall_times(tmp_path: Path, reference: dict) -> None:
             assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
             landed += 1
         assert check_against(path, reference) == []
+    print(f"random wall-time kills that landed: {landed} over 10 runs (each resumed to the reference)")
     assert landed >= 10
