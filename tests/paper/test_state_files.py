@@ -168,3 +168,12 @@ def test_a_failing_migration_leaves_the_file_at_its_version(tmp_path: Path) -> N
     conn.close()
     with StateStore.open(path) as store:  # the real migration still works afterwards
         assert store.schema_version == 2
+
+
+def test_our_id_without_a_meta_table_is_refused(tmp_path: Path) -> None:
+    path = built(tmp_path, hours=1)
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE meta")
+    conn.commit()
+    conn.close()
+    refused_unchanged(path, "corrupted: no such table: meta")
