@@ -29,10 +29,10 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check envs risk predictors agents scripts tests examples krakenrl
+	$(VENV)/bin/ruff check envs risk predictors agents scripts tests examples krakenrl paper
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy envs risk krakenrl agents
+	$(VENV)/bin/mypy envs risk krakenrl agents paper
 
 # the documentation site; --strict turns every warning into an error
 docs: $(STAMP)
