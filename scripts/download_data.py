@@ -1,7 +1,7 @@
 """Build or extend the local Parquet bar store: Kraken history and reference exchanges, through ccxt.
 
     python scripts/download_data.py                                   # conf/download/default.yaml
-    python scripts/download_data.py download.pairs=[XBT/USD] download.start=2024-06-01
+    python scripts/download_data.py exchange=kraken pairs=[XBT/USD] start=2024-06-01 store=data/store
     python scripts/download_data.py download.kraken.csv_dir=../shared/data/kraken/ohlcvt_1h
 
 Per pair, the Kraken sources run in the configured order (CSV dump, Trades endpoint for the
@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from envs.data.download import KRAKEN_SOURCES, OHLC_WINDOW, Downloader, DownloadSummary
@@ -28,7 +27,7 @@ from envs.data.loaders import _kraken_files, to_unix
 from envs.data.market import HOUR
 from envs.data.store import BarStore, pair_key
 from envs.errors import ConfigError
-from krakenrl.cli import run_job
+from krakenrl.cli import hydra_main
 
 REFERENCES = tuple(x for x in QUOTES if x != "kraken")
 
@@ -37,7 +36,7 @@ def check_config(d: dict[str, Any]) -> dict[str, Any]:
     """The ``download`` node, checked: every bad value raises a ConfigError naming its key."""
     pairs = d.get("pairs")
     if not pairs or not isinstance(pairs, list):
-        raise ConfigError(f"download.pairs: expected a non-empty list such as [XBT/USD], got {pairs!r}")
+        raise ConfigError(f"pairs: expected a non-empty list such as [XBT/USD], got {pairs!r}")
     sources = list(d["kraken"]["sources"])
     bad = [s for s in sources if s not in KRAKEN_SOURCES]
     if bad or not sources:
@@ -55,11 +54,11 @@ def check_config(d: dict[str, Any]) -> dict[str, Any]:
         start = to_unix(d.get("start"))
         end = to_unix(d.get("end"))
     except ValueError as exc:
-        raise ConfigError(f"download.start/end: expected ISO dates (UTC): {exc}") from exc
+        raise ConfigError(f"start/end: expected ISO dates (UTC): {exc}") from exc
     if start is None:
-        raise ConfigError("download.start: expected an ISO date (UTC), got null")
+        raise ConfigError("start: expected an ISO date (UTC), got null")
     if end is not None and end < start:
-        raise ConfigError(f"download.end: expected a time after download.start, got {d['end']!r} < {d['start']!r}")
+        raise ConfigError(f"end: expected a time after start, got {d['end']!r} < {d['start']!r}")
     csv_dir = d["kraken"].get("csv_dir")
     if "csv" in sources and csv_dir is not None and not Path(csv_dir).is_dir():
         raise ConfigError(f"download.kraken.csv_dir: no such folder {csv_dir!r}")
@@ -81,6 +80,9 @@ def run(
     constructor options (tests: a replayer, a shorter ``rateLimit``).
     """
     t_start = time.perf_counter()
+    if cfg.get("exchange", "kraken") != "kraken":
+        raise ConfigError(f"exchange: only 'kraken' bars are stored as MarketData, got {cfg.exchange!r} "
+                          "(Binance and Coinbase come in as references: download.references)")
     d = check_config(OmegaConf.to_container(cfg.download, resolve=True))  # type: ignore[arg-type]
     last_closed = int(now()) // HOUR * HOUR - HOUR
     t0, t1 = d["t0"], min(d["t1"] if d["t1"] is not None else last_closed, last_closed)
@@ -132,9 +134,7 @@ def _integrity_report(store: BarStore, d: dict[str, Any], t0: int, t1: int, out_
     return {a: int(table.loc[a, "flagged"]) for a in table.index}
 
 
-@hydra.main(config_path="../conf", config_name="download_data", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    run_job(run, cfg)
+main = hydra_main(run, "download_data")
 
 
 if __name__ == "__main__":

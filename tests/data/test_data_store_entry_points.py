@@ -52,8 +52,8 @@ def test_download_script_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     sessions = {"kraken": kraken_session(trades={"XXBTZUSD": tape}), "binance": binance_session({"BTCUSDT": klines}),
                 "coinbase": coinbase_session({"BTC-USD": cb})}  # fmt: skip
     store = tmp_path / "store"
-    cfg = _cfg([f"download.store={store}", "download.pairs=[XBT/USD]", f"download.start={iso(start)}",
-                f"download.end={iso(end)}", "download.kraken.sources=[trades]", "download.page_limit=100",
+    cfg = _cfg([f"store={store}", "pairs=[XBT/USD]", f"start={iso(start)}",
+                f"end={iso(end)}", "download.kraken.sources=[trades]", "download.page_limit=100",
                 "download.progress=false"])  # fmt: skip
     summary = _script("download_data").run(cfg, tmp_path / "out", sessions=sessions, now=lambda: end + 6 * H,
                                            sleep=lambda s: None, exchange_options={"rateLimit": 5})  # fmt: skip
@@ -71,16 +71,17 @@ def test_download_script_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_download_config_errors_name_the_key(tmp_path: Path) -> None:
     run = _script("download_data").run
-    base = [f"download.store={tmp_path}", "download.start=2024-01-01", "download.end=2024-01-02"]
+    base = [f"store={tmp_path}", "start=2024-01-01", "end=2024-01-02"]
     cases = [
-        (["download.pairs=[FOO/USD]"], DataError, "unknown pair 'FOO/USD'"),
-        (["download.pairs=[]"], ConfigError, "download.pairs"),
+        (["pairs=[FOO/USD]"], DataError, "unknown pair 'FOO/USD'"),
+        (["pairs=[]"], ConfigError, "pairs: expected"),
         (["download.kraken.sources=[trades,ticks]"], ConfigError, "download.kraken.sources"),
         (["download.references=[bitstamp]"], ConfigError, "download.references"),
         (["download.page_limit=0"], ConfigError, "download.page_limit"),
-        (["download.start=2024-02-01"], ConfigError, "download.end"),
-        (["download.start=not-a-date"], ConfigError, "download.start/end"),
+        (["start=2024-02-01"], ConfigError, "end: expected"),
+        (["start=not-a-date"], ConfigError, "start/end"),
         (["download.kraken.csv_dir=/no/such/dir"], ConfigError, "download.kraken.csv_dir"),
+        (["exchange=binance"], ConfigError, "exchange: only 'kraken'"),
     ]
     for extra, exc, match in cases:
         with pytest.raises(exc, match=match):
