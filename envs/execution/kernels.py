@@ -31,12 +31,12 @@ N_MARKET = 13
 R_SCALE, R_ORDERMIN, R_COSTMIN = range(3)
 # fee table ``fees`` (3, K): 30-day volume thresholds, maker rates, taker rates
 # float parameters ``fp``
-P_MOF, P_K, P_MAXSLIP, P_MAKER, P_TAKER, P_HALT, P_AGE_SCALE, P_PENALTY, P_VOL0 = range(9)
-N_FP = 9
+P_MOF, P_K, P_MAXSLIP, P_HALT, P_AGE_SCALE, P_PENALTY, P_VOL0 = range(7)
+N_FP = 7
 # int parameters ``ip``
 # I_EXEC: action_mode "execution": actions are (B, 2N+1), entries N+1.. are per-asset urgencies
-I_LIMIT, I_FALLBACK_MARKET, I_TIERED, I_TTL, I_HALT_ON, I_EXEC = range(6)
-N_IP = 6
+I_LIMIT, I_FALLBACK_MARKET, I_TTL, I_HALT_ON, I_EXEC = range(5)
+N_IP = 5
 # float state ``fst`` (S, B); S_VOL30 is the USD traded in the episode's last FEE_WINDOW steps
 # (the pre-episode credit ``fp[P_VOL0]`` is added when the rates are looked up, see `step_rows`)
 S_CASH, S_EQUITY, S_PEAK, S_CUM_FEES, S_CUM_SLIP, S_CUM_TRADED, S_VOL30 = range(7)
@@ -234,6 +234,25 @@ def _record_fills(b: int, q: np.ndarray, price: np.ndarray, fee: np.ndarray, buy
 
 
 @njit(**_INLINE)
+def fee_rates(b: int, fees: np.ndarray, fp: np.ndarray, fst: np.ndarray, ist: np.ndarray) -> tuple[float, float]:
+    """Row ``b``'s (maker, taker) rates: the last tier of ``fees`` whose threshold is <= its 30-day volume.
+
+    The volume is the episode's trades of the last FEE_WINDOW steps plus the part of the
+    pre-episode credit still inside the window. A flat schedule is a one-row table: tier 0
+    at any volume, its rates exactly.
+    """
+    vol = fst[S_VOL30, b]
+    before = FEE_WINDOW - ist[J_STEPS, b]  # hours of the window that lie before the episode
+    if before > 0:
+        vol = vol + fp[P_VOL0] * before / FEE_WINDOW
+    tier = 0
+    while tier < fees.shape[1] and not vol < fees[0, tier]:
+        tier += 1
+    tier = max(tier - 1, 0)
+    return fees[1, tier], fees[2, tier]
+
+
+@njit(**_INLINE)
 def _shortfall(i: int, want: float, sent: float, filled: float, room: float, capacity: float, is_buy: bool,
                rej: np.ndarray, short: np.ndarray, cash_short: np.ndarray) -> None:
     """Causes of the unfilled part of ``want`` after a fill attempt of ``sent`` that filled ``filled``.
@@ -325,18 +344,7 @@ def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarr
             ist[J_FORCE_HOLD, b] = 0
         eq_before = fst[S_EQUITY, b]
         dd_before = 1.0 - eq_before / fst[S_PEAK, b]
-        if ip[I_TIERED] != 0:
-            vol = fst[S_VOL30, b]
-            before = FEE_WINDOW - ist[J_STEPS, b]  # hours of the window that lie before the episode
-            if before > 0:
-                vol = vol + fp[P_VOL0] * before / FEE_WINDOW
-            tier = 0
-            while tier < fees.shape[1] and not vol < fees[0, tier]:
-                tier += 1
-            tier = max(tier - 1, 0)
-            maker, taker = fees[1, tier], fees[2, tier]
-        else:
-            maker, taker = fp[P_MAKER], fp[P_TAKER]
+        maker, taker = fee_rates(b, fees, fp, fst, ist)
         cash = fst[S_CASH, b]
         # --- 1. new orders at the decision price (orders.size_orders)
         for i in range(n):
@@ -490,10 +498,9 @@ def step_rows(act: np.ndarray, mk: np.ndarray, rules: np.ndarray, fees: np.ndarr
         fst[S_CUM_FEES, b] += fees_paid
         fst[S_CUM_SLIP, b] += slip
         fst[S_CUM_TRADED, b] += traded
-        if ip[I_TIERED] != 0:
-            slot = ist[J_STEPS, b] % FEE_WINDOW
-            fst[S_VOL30, b] += traded - ring[b, slot]
-            ring[b, slot] = traded
+        slot = ist[J_STEPS, b] % FEE_WINDOW
+        fst[S_VOL30, b] += traded - ring[b, slot]
+        ring[b, slot] = traded
         ist[J_T, b] = u
         steps = ist[J_STEPS, b] + 1
         ist[J_STEPS, b] = steps

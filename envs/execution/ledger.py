@@ -50,7 +50,7 @@ import numpy as np
 from envs.config import EnvConfig
 from envs.execution import kernels as K
 from envs.execution.arrays import ExecArrays
-from envs.execution.fees import FlatFees, TieredFees
+from envs.execution.fees import FeeModel, fee_table
 from envs.execution.orders import LotRules
 
 CASH_MARGIN = K.CASH_MARGIN  # buys may spend at most cash * (1 - CASH_MARGIN): float rounding never overdraws
@@ -70,7 +70,7 @@ class BatchLedger:
     """State of B independent accounts over one shared market; see the module docstring."""
 
     def __init__(
-        self, arrays: ExecArrays, rules: LotRules, fees: FlatFees | TieredFees, config: EnvConfig, n: int
+        self, arrays: ExecArrays, rules: LotRules, fees: FeeModel, config: EnvConfig, n: int
     ) -> None:
         self.a, self.rules, self.fee_model, self.cfg, self.n = arrays, rules, fees, config, n
         n_assets = arrays.price.shape[1]
@@ -78,16 +78,11 @@ class BatchLedger:
         self.fallback_market = config.limit_fallback == "market"
         self.mk = market_pack(arrays)
         self.rule_pack = np.stack([rules.scale, rules.ordermin, rules.costmin]).astype(np.float64)
-        if isinstance(fees, TieredFees):
-            self.fee_table = np.stack([fees.thresholds, fees.maker_rates, fees.taker_rates])
-        else:
-            self.fee_table = np.zeros((3, 1))
+        self.fee_table = fee_table(fees)  # (3, K) tier table; a flat schedule is one row
         fp = np.zeros(K.N_FP)
         fp[K.P_MOF] = config.min_order_fraction
         fp[K.P_K] = config.impact_k
         fp[K.P_MAXSLIP] = config.max_slippage
-        fp[K.P_MAKER] = fees.maker if isinstance(fees, FlatFees) else 0.0
-        fp[K.P_TAKER] = fees.taker if isinstance(fees, FlatFees) else 0.0
         fp[K.P_HALT] = np.nan if config.halt_drawdown is None else config.halt_drawdown
         fp[K.P_AGE_SCALE] = config.trade_age_scale_hours
         fp[K.P_PENALTY] = config.drawdown_penalty
@@ -95,7 +90,6 @@ class BatchLedger:
         ip = np.zeros(K.N_IP, dtype=np.int64)
         ip[K.I_LIMIT] = self.limit
         ip[K.I_FALLBACK_MARKET] = self.fallback_market
-        ip[K.I_TIERED] = fees.tiered
         ip[K.I_TTL] = config.limit_ttl_bars
         ip[K.I_HALT_ON] = config.halt_drawdown is not None
         ip[K.I_EXEC] = config.action_mode == "execution"
@@ -106,7 +100,7 @@ class BatchLedger:
         self.ist = np.zeros((K.N_IST, n), dtype=np.int64)
         self.pos = np.zeros((3, n, n_assets))
         self.age = np.zeros((n, n_assets), dtype=np.int64)
-        self.ring = np.zeros((n, FEE_WINDOW)) if fees.tiered else np.zeros((n, 0))
+        self.ring = np.zeros((n, FEE_WINDOW))  # USD traded in each of the last FEE_WINDOW steps
         self.w = np.zeros((n, n_assets))  # weights at the current decision bar
         self.target = np.zeros((n, n_assets))
         self.of = np.zeros((n, K.N_OF))

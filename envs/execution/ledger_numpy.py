@@ -34,7 +34,7 @@ import numpy as np
 
 from envs.config import EnvConfig
 from envs.execution.arrays import ExecArrays
-from envs.execution.fees import FlatFees, TieredFees
+from envs.execution.fees import FeeModel
 from envs.execution.fills import limit_prices, traded_through
 from envs.execution.ledger import CASH_MARGIN, FEE_WINDOW
 from envs.execution.orders import (
@@ -91,7 +91,7 @@ class NumpyLedger:
     """State of B independent accounts over one shared market; see the module docstring."""
 
     def __init__(
-        self, arrays: ExecArrays, rules: LotRules, fees: FlatFees | TieredFees, config: EnvConfig, n: int
+        self, arrays: ExecArrays, rules: LotRules, fees: FeeModel, config: EnvConfig, n: int
     ) -> None:
         self.a, self.rules, self.fee_model, self.cfg, self.n = arrays, rules, fees, config, n
         n_assets = arrays.price.shape[1]
@@ -111,8 +111,7 @@ class NumpyLedger:
         self.cum_slippage = np.zeros(n)
         self.cum_traded = np.zeros(n)
         self.vol30 = np.zeros(n)  # USD traded in the episode's last FEE_WINDOW steps
-        self.ring = np.zeros((n, FEE_WINDOW)) if fees.tiered else np.zeros((n, 0))
-        self._flat = None if fees.tiered else fees.rates(np.zeros(n))
+        self.ring = np.zeros((n, FEE_WINDOW))  # USD traded in each of the last FEE_WINDOW steps
         self._w: np.ndarray | None = None
 
     # ------------------------------------------------------------------ state
@@ -164,7 +163,7 @@ class NumpyLedger:
         t = self.t
         u = t + 1
         eq_before = self.equity.copy()
-        maker, taker = self._flat if self._flat is not None else self.fee_model.rates(self.volume_30d())
+        maker, taker = self.fee_model.rates(self.volume_30d())
         reject = np.zeros(self.pend.shape, dtype=np.int8)
         unfilled = np.zeros(self.pend.shape)
         if not hold.all():
@@ -262,11 +261,10 @@ class NumpyLedger:
         self.cum_fees += fees
         self.cum_slippage += slip
         self.cum_traded += traded
-        if self.fee_model.tiered:
-            slot = self.steps % FEE_WINDOW
-            rows = np.arange(self.n)
-            self.vol30 += traded - self.ring[rows, slot]
-            self.ring[rows, slot] = traded
+        slot = self.steps % FEE_WINDOW
+        rows = np.arange(self.n)
+        self.vol30 += traded - self.ring[rows, slot]
+        self.ring[rows, slot] = traded
         self.t = u
         self.steps = self.steps + 1
         return StepOut(eq_before, self.equity, fees, slip, traded, is_buy, tuple(phases), qty, reject, unfilled,

@@ -17,7 +17,7 @@ import numpy as np
 
 from envs.config import EnvConfig
 from envs.execution.arrays import ExecArrays
-from envs.execution.fees import FlatFees, TieredFees
+from envs.execution.fees import FeeModel
 from envs.execution.ledger import CASH_MARGIN, FEE_WINDOW
 from envs.execution.orders import LotRules
 
@@ -45,7 +45,7 @@ class ReferenceLedger:
     """One account, stepped exactly; mirrors `envs.execution.ledger.BatchLedger` rules."""
 
     def __init__(
-        self, arrays: ExecArrays, rules: LotRules, fees: FlatFees | TieredFees, config: EnvConfig, start: int
+        self, arrays: ExecArrays, rules: LotRules, fees: FeeModel, config: EnvConfig, start: int
     ) -> None:
         self.a, self.cfg, self.fees = arrays, config, fees
         n = arrays.price.shape[1]
@@ -71,16 +71,15 @@ class ReferenceLedger:
         return (x * s).to_integral_value(rounding=ROUND_FLOOR) / s
 
     def _rates(self) -> tuple[Decimal, Decimal]:
-        if isinstance(self.fees, FlatFees):
-            return dec(self.fees.maker), dec(self.fees.taker)
         # the pre-episode credit counts as traded evenly over the 720 hours before the start
         before = max(FEE_WINDOW - self.steps, 0)
         volume = sum(self.history, ZERO) + dec(self.cfg.fee_volume_30d) * before / FEE_WINDOW
+        thresholds, maker, taker = self.fees.tier_table()
         tier = 0
-        for k, threshold in enumerate(self.fees.thresholds):
+        for k, threshold in enumerate(thresholds):
             if volume >= dec(threshold):
                 tier = k
-        return dec(self.fees.maker_rates[tier]), dec(self.fees.taker_rates[tier])
+        return dec(maker[tier]), dec(taker[tier])
 
     def step(self, target: np.ndarray | None, urgency: np.ndarray | None = None) -> list[RefFill]:
         """One bar; ``target`` is the (N,) weight vector, or None to keep current weights.
