@@ -215,7 +215,7 @@ class NumpyLedger:
             fees = fees + ph.fee.sum(1)
             traded = traded + (ph.qty * ph.price).sum(1)
             filled = filled | (ph.qty > 0.0)
-        self.mark(u, fees, slip, traded, filled.any(1))
+        self.mark(u, fees, slip, traded, np.asarray(filled.any(1)))
         return StepOut(eq_before, self.equity, fees, slip, traded, bar.is_buy, tuple(phases), bar.qty, bar.reject,
                        bar.unfilled, bar.cash_short)
 
@@ -314,9 +314,11 @@ class NumpyLedger:
         qty, ok = bar.qty, bar.ok
         expire = self.age + 1 >= self.cfg.limit_ttl_bars
         if not self.fallback_market:
+            hit, q_a = bar.hit, bar.q_a
+            assert hit is not None and q_a is not None, "expire_orders runs after limit_phase"
             dropped = expire & (qty > 0.0) & ok & (remaining > 0.0)
-            _shortfall(dropped & bar.hit, qty, bar.q_a, phase_a.qty, bar.cap, bar.cap, bar.is_buy, *bar.short)
-            expired = dropped & ~bar.hit  # never traded through: cancelled at its time-to-live
+            _shortfall(dropped & hit, qty, q_a, phase_a.qty, bar.cap, bar.cap, bar.is_buy, *bar.short)
+            expired = dropped & ~hit  # never traded through: cancelled at its time-to-live
             bar.reject[expired] = LIMIT_EXPIRED
             bar.unfilled[expired] = remaining[expired]
         keep = ~expire & (remaining > 0.0)

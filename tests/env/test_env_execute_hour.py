@@ -88,7 +88,7 @@ def test_execute_hour_on_market_data_prepares_the_same_executor(market):
     assert a.fills and a.fills == b.fills and a.state.cash == b.state.cash
     assert np.array_equal(a.state.units, b.state.units)
     # a limit buy at the decision close fills as maker at 0.25% (Kraken's base tier)
-    for asset, side, qty, price, fee, liq in a.fills:
+    for _asset, side, qty, price, fee, liq in a.fills:
         assert (side, liq) == ("buy", "maker") and fee == qty * price * 0.0025
     # the input state is not changed; the same call again gives the same result
     assert state.cash == 10_000.0 and not state.units.any()
@@ -106,7 +106,7 @@ def test_execute_hour_rejects_bad_input_naming_it(market):
         execute_hour(state, None, executor, market.n_bars - 1)
     with pytest.raises(ValueError, match="urgency"):
         execute_hour(state, np.zeros(4), executor, 20, urgency=np.ones(4))
-    with pytest.raises(ValueError, match="AccountState.units"):
+    with pytest.raises(ValueError, match=r"AccountState\.units"):
         execute_hour(AccountState.initial(executor.config, 3, 20), None, executor, 20)
     with pytest.raises(ValueError, match="config differs"):
         execute_hour(state, None, executor, 20, {"window": 9})
