@@ -133,3 +133,16 @@ def test_bad_schedules_are_refused_naming_the_problem():
         TieredFees([(0.0, -0.001, 0.002)])
     with pytest.raises(ConfigError, match="expected one of"):
         make_fee_model("nope", 0.004, 0.004)
+
+
+def test_the_hydra_preset_selects_the_legacy_schedule():
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    conf = Path(__file__).resolve().parents[2] / "conf" / "env"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose(config_name="kraken_legacy_base")
+    built = instantiate(cfg)
+    assert built == EnvConfig(fee_model="kraken_legacy_base")
