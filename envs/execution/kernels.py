@@ -222,16 +222,17 @@ def slip_rate(half: float, sigma: float, notional: float, dvol: float, k: float,
 
 
 @njit(**_JIT)
-def _fill(q: np.ndarray, price: np.ndarray, r: float, units: np.ndarray, cash: float, rules: np.ndarray,
-          qout: np.ndarray, fee: np.ndarray, wk: Work) -> float:
+def _fill(q: np.ndarray, price: np.ndarray, buy: np.ndarray, r: float, units: np.ndarray, cash: float,
+          rules: np.ndarray, qout: np.ndarray, fee: np.ndarray, buy_q: np.ndarray, s1: np.ndarray,
+          stk: np.ndarray) -> float:
     """Apply fills of ``q`` at ``price``: sells (capped at units) first, then buys within cash.
 
     ``price`` becomes 0 where nothing was ordered; ``qout``/``fee`` get the filled quantity
     and fee per asset (a buy scaled down for cash fills less than ``q``; one that the scaling
-    takes below the pair minimums fills nothing). Returns the new cash.
+    takes below the pair minimums fills nothing). Returns the new cash. (Arrays, not the `Work`
+    tuple: a non-inlined call passes every field of a tuple argument.)
     """
     n = q.shape[0]
-    buy, buy_q, s1, stk = wk.buy, wk.buy_q, wk.s1, wk.stk
     if not _any_positive(q):
         # nothing to fill: the general path below would add and subtract exact zeros
         for i in range(n):
@@ -281,28 +282,38 @@ def _fill(q: np.ndarray, price: np.ndarray, r: float, units: np.ndarray, cash: f
 
 
 @njit(**_JIT)
-def _market(q: np.ndarray, ref_row: np.ndarray, t: int, u: int, r: float, units: np.ndarray, cash: float,
-            inp: Inputs, wk: Work, qout: np.ndarray, price: np.ndarray, fee: np.ndarray) -> tuple[float, float]:
+def _market(q: np.ndarray, buy: np.ndarray, ref_row: np.ndarray, half: np.ndarray, sigma: np.ndarray,
+            dvol: np.ndarray, k: float, cap: float, r: float, units: np.ndarray, cash: float,
+            rules: np.ndarray, qout: np.ndarray, price: np.ndarray, fee: np.ndarray,
+            buy_q: np.ndarray, s1: np.ndarray, ref: np.ndarray, rate: np.ndarray,
+            stk: np.ndarray) -> tuple[float, float]:
     """Market fills at ``ref_row`` moved against the trader by `slip_rate`: (cash, slippage in USD).
 
-    The spread and volatility are those known at the decision bar ``t``; the volume is bar ``u``'s.
+    ``half`` and ``sigma`` are known at the decision bar, ``dvol`` is the execution bar's.
     """
     n = q.shape[0]
     if not _any_positive(q):
-        return _fill(q, price, r, units, cash, inp.rules, qout, fee, wk), 0.0
-    mk, buy, ref, rate, s1 = inp.mk, wk.buy, wk.ref, wk.rate, wk.s1
-    k, cap = inp.fp[P_K], inp.fp[P_MAXSLIP]
+        return _fill(q, price, buy, r, units, cash, rules, qout, fee, buy_q, s1, stk), 0.0
     for i in range(n):
         rf = ref_row[i] if q[i] > 0.0 else 0.0
-        rt = slip_rate(mk[M_HALF, t, i], mk[M_SIGMA, t, i], q[i] * rf, mk[M_DVOL, u, i], k, cap)
+        rt = slip_rate(half[i], sigma[i], q[i] * rf, dvol[i], k, cap)
         sign = 1.0 if buy[i] else -1.0
         price[i] = rf * (1.0 + sign * rt)
         ref[i] = rf
         rate[i] = rt
-    cash = _fill(q, price, r, units, cash, inp.rules, qout, fee, wk)
+    cash = _fill(q, price, buy, r, units, cash, rules, qout, fee, buy_q, s1, stk)
     for i in range(n):
         s1[i] = qout[i] * ref[i] * rate[i]
-    return cash, _pwsum(s1, n, wk.stk)
+    return cash, _pwsum(s1, n, stk)
+
+
+@njit(**_INLINE)
+def _market_at(q: np.ndarray, ref_row: np.ndarray, t: int, u: int, r: float, units: np.ndarray, cash: float,
+               inp: Inputs, wk: Work, qout: np.ndarray, price: np.ndarray, fee: np.ndarray) -> tuple[float, float]:
+    """`_market` with the spread and volatility of bar ``t`` and the dollar volume of bar ``u``."""
+    mk = inp.mk
+    return _market(q, wk.buy, ref_row, mk[M_HALF, t], mk[M_SIGMA, t], mk[M_DVOL, u], inp.fp[P_K], inp.fp[P_MAXSLIP],
+                   r, units, cash, inp.rules, qout, price, fee, wk.buy_q, wk.s1, wk.ref, wk.rate, wk.stk)
 
 
 @njit(**_INLINE)
@@ -361,6 +372,8 @@ def fee_rates(b: int, inp: Inputs, st: State) -> tuple[float, float]:
     at any volume, its rates exactly.
     """
     fees = inp.fees
+    if fees.shape[1] == 1:  # one tier: its rates at any volume (the lookup below would find tier 0)
+        return fees[1, 0], fees[2, 0]
     vol = st.fst[S_VOL30, b]
     before = FEE_WINDOW - st.ist[J_STEPS, b]  # hours of the window that lie before the episode
     if before > 0:
@@ -445,7 +458,7 @@ def urgent_phase(b: int, t: int, u: int, taker: float, cash: float, inp: Inputs,
     for i in range(q.shape[0]):
         q[i] = _floor_lot(_min(qty[i] if (urg[i] != 0 and mk[M_OK, u, i] != 0.0) else 0.0, mk[M_CAP, u, i]),
                           scale[i])
-    cash, slip = _market(q, mk[M_OPEN, u], t, u, taker, st.pos[X_UNITS, b], cash, inp, wk, wk.qm, wk.pm, wk.fm)
+    cash, slip = _market_at(q, mk[M_OPEN, u], t, u, taker, st.pos[X_UNITS, b], cash, inp, wk, wk.qm, wk.pm, wk.fm)
     for i in range(q.shape[0]):
         if urg[i] != 0 and qty[i] > 0.0:
             if mk[M_OK, u, i] != 0.0:
@@ -472,7 +485,7 @@ def limit_phase(b: int, u: int, maker: float, cash: float, inp: Inputs, st: Stat
             hit = mk[M_LOW, u, i] < ppx[i] if buy[i] else mk[M_HIGH, u, i] > ppx[i]
         q[i] = _floor_lot(_min(qty[i] if hit else 0.0, mk[M_CAP, u, i]), scale[i])
         wk.pa[i] = ppx[i]
-    cash = _fill(q, wk.pa, maker, st.pos[X_UNITS, b], cash, inp.rules, wk.qa, wk.fa, wk)
+    cash = _fill(q, wk.pa, wk.buy, maker, st.pos[X_UNITS, b], cash, inp.rules, wk.qa, wk.fa, wk.buy_q, wk.s1, wk.stk)
     for i in range(q.shape[0]):
         wk.px[i] = 0.0 if urg[i] != 0 else _snap_lot(qty[i] - wk.qa[i], scale[i])  # remaining
     return cash
@@ -489,7 +502,7 @@ def market_phase(b: int, t: int, u: int, taker: float, cash: float, inp: Inputs,
     qty, q = wk.qty, wk.q
     for i in range(q.shape[0]):
         q[i] = _floor_lot(_min(qty[i] if mk[M_OK, u, i] != 0.0 else 0.0, mk[M_CAP, u, i]), scale[i])
-    cash, slip = _market(q, mk[M_OPEN, u], t, u, taker, st.pos[X_UNITS, b], cash, inp, wk, wk.qa, wk.pa, wk.fa)
+    cash, slip = _market_at(q, mk[M_OPEN, u], t, u, taker, st.pos[X_UNITS, b], cash, inp, wk, wk.qa, wk.pa, wk.fa)
     for i in range(q.shape[0]):
         if qty[i] > 0.0 and mk[M_OK, u, i] != 0.0:
             c = mk[M_CAP, u, i]
@@ -513,7 +526,7 @@ def fallback_phase(b: int, t: int, u: int, taker: float, cash: float, inp: Input
         go = (ag[i] + 1 >= ttl) and ok and px[i] > 0.0
         room = _max(mk[M_CAP, u, i] - qa[i], 0.0)
         q[i] = _floor_lot(_min(px[i] if go else 0.0, room), scale[i])
-    cash, slip = _market(q, mk[M_CLOSE, u], t, u, taker, st.pos[X_UNITS, b], cash, inp, wk, qb, wk.pb, wk.fb)
+    cash, slip = _market_at(q, mk[M_CLOSE, u], t, u, taker, st.pos[X_UNITS, b], cash, inp, wk, qb, wk.pb, wk.fb)
     for i in range(q.shape[0]):
         if (ag[i] + 1 >= ttl) and mk[M_OK, u, i] != 0.0 and px[i] > 0.0:  # the fallback was sent
             room = _max(mk[M_CAP, u, i] - qa[i], 0.0)
