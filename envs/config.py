@@ -13,12 +13,13 @@ from typing import ClassVar
 
 from envs.config_mapping import MappingConfig
 from envs.errors import ConfigError
+from envs.execution.fees import fee_model_names
 
 ORDER_TYPES = ("limit", "market")
 ACTION_MODES = ("weights", "execution")
 OFFSET_UNITS = ("bps", "spread")
 FALLBACKS = ("market", "cancel")
-FEE_MODELS = ("flat", "kraken_tiers")
+FEE_MODELS = fee_model_names()  # the registry of `envs.execution.fees` (validation reads it live)
 REWARDS = ("log_growth", "differential_sharpe", "drawdown_penalised")
 START_MODES = ("random", "fixed")
 MISSING_PAIR = ("default", "raise")
@@ -63,7 +64,9 @@ class EnvConfig(MappingConfig):
     default_ordermin: float = 0.0
     default_costmin: float = 0.5
     # --- fees
-    fee_model: str = "flat"  # flat (maker_fee / taker_fee) | kraken_tiers (30-day volume schedule)
+    # flat (maker_fee / taker_fee) | kraken_tiers (30-day volume schedule) | kraken_legacy_base (0.16% / 0.26%)
+    # | any name registered with `envs.execution.fees.register_fee_model`
+    fee_model: str = "flat"
     maker_fee: float = 0.004
     taker_fee: float = 0.004
     # USD volume credited to the account before the episode (tiers). It counts as traded evenly over
@@ -104,7 +107,7 @@ class EnvConfig(MappingConfig):
         _choice("order_type", self.order_type, ORDER_TYPES)
         _choice("limit_offset_unit", self.limit_offset_unit, OFFSET_UNITS)
         _choice("limit_fallback", self.limit_fallback, FALLBACKS)
-        _choice("fee_model", self.fee_model, FEE_MODELS)
+        _choice("fee_model", self.fee_model, fee_model_names())
         _choice("reward", self.reward, REWARDS)
         _choice("missing_pair", self.missing_pair, MISSING_PAIR)
         _choice("spread_source", self.spread_source, SPREAD_SOURCES)

@@ -38,6 +38,14 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     with Kraken's instrument rules, maker/taker fees, spread + impact slippage and exact
     cash/units accounting (`envs.execution`).
 
+    Fees come from a fee model chosen by ``fee_model`` (`envs.execution.fees`): ``flat``
+    (``maker_fee`` / ``taker_fee``, 0.40% / 0.40% by default), ``kraken_tiers`` (Kraken's
+    schedule by 30-day USD volume) or ``kraken_legacy_base`` (0.16% / 0.26%); every model is
+    a volume-tier table the execution kernel reads, so a new schedule is one class
+    registered with `envs.execution.fees.register_fee_model`. Slippage is a half-spread
+    source plus an impact model (`envs.execution.slippage`). The same execution runs for one
+    account outside the env with `envs.execution.execute_hour` (paper trading).
+
     ## Timing (contract 1)
 
     The decision at step t sees bars <= t. Its orders execute inside bar t+1: limit
@@ -157,6 +165,9 @@ class KrakenSpotEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
       per-asset urgency choosing a market order over the limit-first rule). The default
       ``action_mode="weights"`` is unchanged (same space, same results bit for bit), so the
       id stays v0.
+    - v0, issue 15: fee and slippage models as classes (``fee_model="kraken_legacy_base"``
+      added); the kernel split into named phases; ``envs.execution.execute_hour``. Results
+      are unchanged bit for bit (golden run), so the id stays v0.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012 - gymnasium API

@@ -44,6 +44,16 @@ def njit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     return decorate
 
 
+def compiled_entry(dispatcher: Any, args: tuple[Any, ...]) -> Callable[..., Any]:
+    """The machine-code entry of ``dispatcher`` for the types of ``args`` (compiled, or loaded from cache, now).
+
+    Calling it skips numba's per-call type dispatch, which costs ~2 µs for named-tuple
+    arguments (more than a whole single-env step's kernel). No type check is made on a call:
+    the caller must pass arguments of exactly these types (dtype, ndim, layout, writability).
+    """
+    return dispatcher.compile(tuple(dispatcher.typeof_pyval(a) for a in args))  # type: ignore[no-any-return]
+
+
 JIT: dict[str, Any] = {"cache": True, "error_model": "numpy", "nogil": True, "_nrt": False}
 # for kernels that allocate their scratch arrays (the risk projection): the runtime stays on
 JIT_ALLOC: dict[str, Any] = {"cache": True, "error_model": "numpy", "nogil": True}

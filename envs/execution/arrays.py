@@ -15,8 +15,8 @@ import pandas as pd
 from envs.config import EnvConfig
 from envs.data.indicators import log_returns, rolling_std
 from envs.data.market import MarketData
-from envs.data.spreads import spread_model
 from envs.execution.fills import limit_offsets, participation_capacity
+from envs.execution.slippage import SlippageModel, make_slippage_model
 
 DEFAULT_SIGMA = 0.01  # hourly volatility used before two returns are known
 
@@ -39,19 +39,14 @@ class ExecArrays:
     spread_source: tuple[str, ...] = ()  # per asset: column | table | abdi_ranaldo | corwin_schultz
 
 
-def spread_floors(market: MarketData, config: EnvConfig) -> np.ndarray:
-    return np.array([config.pair_spread_floor.get(a, config.spread_floor) for a in market.assets])
-
-
-def build_exec_arrays(market: MarketData, config: EnvConfig) -> ExecArrays:
+def build_exec_arrays(market: MarketData, config: EnvConfig, slippage: SlippageModel | None = None) -> ExecArrays:
+    """The arrays of ``market`` under ``config``; the half spread from ``slippage.spread`` (default: the config's)."""
     finite = np.isfinite(market.open) & np.isfinite(market.high) & np.isfinite(market.low)
     finite &= np.isfinite(market.close)
     tradable = market.tradable & finite
     mark = pd.DataFrame(market.close).ffill().fillna(0.0).to_numpy()
-    floors = spread_floors(market, config)
-    model = spread_model(market, config.spread_source, config.spread_window)
-    spread = np.fmax(np.nan_to_num(model.spread, nan=0.0), floors)  # unknown (warm-up) -> the floor
-    half = 0.5 * spread
+    slippage = make_slippage_model(config) if slippage is None else slippage
+    half, spread_sources = slippage.spread.half_spread(market)
     sigma = rolling_std(log_returns(market.close), config.vol_window, min_periods=2)
     sigma = np.nan_to_num(sigma, nan=DEFAULT_SIGMA)
     dollar_volume = np.nan_to_num(market.volume * market.close, nan=0.0)
@@ -69,7 +64,7 @@ def build_exec_arrays(market: MarketData, config: EnvConfig) -> ExecArrays:
         dollar_volume=dollar_volume,
         capacity=participation_capacity(market.volume.astype(np.float64), config.participation_cap),
         limit_offset=limit_offsets(half, config.limit_offset, config.limit_offset_unit),
-        spread_source=model.sources,
+        spread_source=spread_sources,
     )
     for name in ExecArrays.__dataclass_fields__:
         value = getattr(arrays, name)

@@ -7,7 +7,7 @@ env match the single env bit for bit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -21,6 +21,8 @@ from envs.execution.arrays import build_exec_arrays
 from envs.execution.fees import make_fee_model
 from envs.execution.ledger import BatchLedger
 from envs.execution.orders import lot_rules
+from envs.execution.slippage import make_slippage_model
+from envs.numba_utils import compiled_entry
 from envs.observation import build_features, observation_space, prepare_signals
 from envs.rewards import RewardState, compute_reward
 
@@ -48,7 +50,9 @@ class BatchCore:
     ) -> None:
         self.market, self.cfg, self.n = market, config, n
         self.n_assets = market.n_assets
-        self.arrays = build_exec_arrays(market, config)
+        self.slippage = make_slippage_model(config)
+        self.fee_model = make_fee_model(config.fee_model, config.maker_fee, config.taker_fee)
+        self.arrays = build_exec_arrays(market, config, self.slippage)
         self.rules = lot_rules(market, config)
         self.features = build_features(market, config)
         self.signals = prepare_signals(signals, market, config)
@@ -61,8 +65,7 @@ class BatchCore:
             market.pairs[a].altname if a in market.pairs else f"{a}USD" for a in market.assets
         )
         self.observation_space = observation_space(config, self.n_assets, len(self.signal_names))
-        self.ledger = BatchLedger(self.arrays, self.rules, make_fee_model(config.fee_model, config.maker_fee,
-                                                                          config.taker_fee), config, n)
+        self.ledger = BatchLedger(self.arrays, self.rules, self.fee_model, config, n, self.slippage)
         self.reward_state = RewardState(n)
         self.length = self.ledger.length  # (B,) episode lengths (a view of the ledger state)
         self._reward = np.zeros(n)
@@ -73,6 +76,7 @@ class BatchCore:
         self._action_buf = np.zeros(self._action_shape)
         # hot-path constants (the ledger's buffers are never rebound, so views stay valid)
         self._kernel, self._kernel_args = K.step_rows, self.ledger.kernel_args
+        self._entry: Callable[..., None] | None = None  # `step_rows` compiled for the action buffer's types
         self._ratio, self._penalty = self.ledger.of[:, K.O_RATIO], self.ledger.of[:, K.O_PENALTY]
         self._reward_kind = ("log_growth", "drawdown_penalised", "differential_sharpe").index(config.reward)
         self._reward_scale = config.reward_scale
@@ -174,7 +178,14 @@ class BatchCore:
         The kernel leaves ``max(E_{t+1}, tiny) / E_t`` in ``of[:, O_RATIO]``; its log is taken
         here with numpy so that rewards stay bit-identical to the numpy formulation.
         """
-        self._kernel(self.as_actions(action), *self._kernel_args)
+        act = self.as_actions(action)
+        if act is self._action_buf:  # the usual case: call the compiled code without numba's type dispatch
+            entry = self._entry
+            if entry is None:
+                entry = self._entry = compiled_entry(self._kernel, (act, *self._kernel_args))
+            entry(act, *self._kernel_args)
+        else:
+            self._kernel(act, *self._kernel_args)
         reward = self._reward
         np.log(self._ratio, out=reward)
         kind = self._reward_kind

@@ -1,13 +1,26 @@
-"""Fee models: one small class per rule, each mapping 30-day volume to (maker, taker) rates.
+"""Fee models: one small class per schedule, each a tier table of (30-day volume, maker, taker).
 
 Fees are charged per fill as ``rate × notional`` in the quote currency (USD), never folded
-into the price. `FlatFees` is the specification's preset (0.40% maker and taker, 0.80% a
-round trip); `TieredFees` is Kraken's spot schedule by trailing 30-day USD volume.
+into the price. Every model is a volume-tier table (`FeeModel.tier_table`): the kernel,
+the numpy twin and the Decimal reference all look the rate up in that table, so a new
+schedule is one new class registered here (or `register_fee_model` from outside), with
+no kernel edit. A flat schedule is a one-row table (its rates at every volume).
+
+Registered names (``EnvConfig.fee_model``):
+
+- ``flat``: ``EnvConfig.maker_fee`` / ``taker_fee``, the specification's 0.40% / 0.40%
+  by default (0.80% a round trip);
+- ``kraken_tiers``: Kraken's spot schedule by trailing 30-day USD volume (`KrakenTiers`);
+- ``kraken_legacy_base``: 0.16% maker / 0.26% taker at every volume, the base tier of
+  Kraken Pro's earlier schedule (`KrakenLegacyBase`).
+
+Anchor: nautilus_trader's ``FeeModel.get_commission`` (one small class per rule).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -42,24 +55,21 @@ def kraken_fee_schedule() -> list[tuple[float, float, float]]:
     return [(float(v), round(float(m), 12), round(float(t), 12)) for v, m, t in fee_schedule()]
 
 
-class FlatFees:
-    """Constant maker and taker rates (the `spec` preset is 0.004 / 0.004)."""
-
-    tiered = False
-
-    def __init__(self, maker: float, taker: float) -> None:
-        self.maker = float(maker)
-        self.taker = float(taker)
+@runtime_checkable
+class FeeModel(Protocol):
+    """What the execution step needs from a fee schedule."""
 
     def rates(self, volume_30d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n = volume_30d.shape[0]
-        return np.full(n, self.maker), np.full(n, self.taker)
+        """(maker, taker) rates, each shaped like ``volume_30d`` (trailing 30-day USD volume)."""
+        ...
+
+    def tier_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(K,) volume thresholds (from 0, increasing), maker rates and taker rates of each tier."""
+        ...
 
 
 class TieredFees:
     """Rates from a volume-tier table: the last tier whose threshold is <= the 30-day volume."""
-
-    tiered = True
 
     def __init__(self, schedule: Sequence[tuple[float, float, float]]) -> None:
         table = np.asarray(schedule, dtype=np.float64)
@@ -67,11 +77,14 @@ class TieredFees:
             raise ConfigError(f"fee schedule: expected rows (volume, maker, taker), got shape {table.shape}")
         if table[0, 0] != 0.0 or np.any(np.diff(table[:, 0]) <= 0):
             raise ConfigError("fee schedule: expected volumes starting at 0 and strictly increasing")
-        if np.any(table[:, 1:] < 0) or np.any(table[:, 1:] > 0.1):
+        if not np.all((table[:, 1:] >= 0) & (table[:, 1:] <= 0.1)):
             raise ConfigError("fee schedule: expected rates in [0, 0.1]")
         self.thresholds = table[:, 0].copy()
         self.maker_rates = table[:, 1].copy()
         self.taker_rates = table[:, 2].copy()
+
+    def tier_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.thresholds, self.maker_rates, self.taker_rates
 
     def rates(self, volume_30d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # float residue of the rolling window may leave the volume a hair below 0: tier 0, not -1
@@ -79,9 +92,65 @@ class TieredFees:
         return self.maker_rates[tier], self.taker_rates[tier]
 
 
-def make_fee_model(model: str, maker: float, taker: float) -> FlatFees | TieredFees:
-    if model == "flat":
-        return FlatFees(maker, taker)
-    if model == "kraken_tiers":
-        return TieredFees(kraken_fee_schedule())
-    raise ConfigError(f"env.fee_model: expected 'flat' or 'kraken_tiers', got {model!r}")
+class FlatFees(TieredFees):
+    """Constant maker and taker rates: a one-row tier table (the `spec` preset is 0.004 / 0.004)."""
+
+    def __init__(self, maker: float, taker: float) -> None:
+        self.maker = float(maker)
+        self.taker = float(taker)
+        super().__init__([(0.0, self.maker, self.taker)])
+
+
+class KrakenTiers(TieredFees):
+    """Kraken's spot maker/taker schedule by 30-day USD volume (dated `KRAKEN_FEE_SCHEDULE_DATE`)."""
+
+    def __init__(self) -> None:
+        super().__init__(kraken_fee_schedule())
+
+
+class KrakenLegacyBase(FlatFees):
+    """0.16% maker / 0.26% taker at every volume: the base tier (0-50,000 USD of 30-day volume) of the
+    schedule Kraken Pro charged before the 0.25% / 0.40% base tier of `KrakenTiers`."""
+
+    def __init__(self) -> None:
+        super().__init__(0.0016, 0.0026)
+
+
+FeeFactory = Callable[[float, float], FeeModel]  # (EnvConfig.maker_fee, EnvConfig.taker_fee) -> model
+_FEE_MODELS: dict[str, FeeFactory] = {}
+
+
+def register_fee_model(name: str, factory: FeeFactory) -> None:
+    """Make ``fee_model=name`` build ``factory(maker_fee, taker_fee)``; a name is registered once."""
+    if name in _FEE_MODELS and _FEE_MODELS[name] is not factory:
+        raise ConfigError(f"fee model {name!r} is already registered")
+    _FEE_MODELS[name] = factory
+
+
+def fee_model_names() -> tuple[str, ...]:
+    """The names ``EnvConfig.fee_model`` accepts, in registration order."""
+    return tuple(_FEE_MODELS)
+
+
+register_fee_model("flat", FlatFees)
+register_fee_model("kraken_tiers", lambda maker, taker: KrakenTiers())
+register_fee_model("kraken_legacy_base", lambda maker, taker: KrakenLegacyBase())
+
+
+def make_fee_model(model: str, maker: float, taker: float) -> FeeModel:
+    """The registered fee model ``model``; ``maker``/``taker`` are read by ``flat`` only."""
+    try:
+        factory = _FEE_MODELS[model]
+    except KeyError:
+        raise ConfigError(f"env.fee_model: expected one of {list(_FEE_MODELS)}, got {model!r}") from None
+    return factory(maker, taker)
+
+
+def fee_table(model: FeeModel) -> np.ndarray:
+    """(3, K) float64 stack of a model's tier table, the layout the kernel reads."""
+    thresholds, maker, taker = model.tier_table()
+    table = np.stack([np.asarray(x, dtype=np.float64) for x in (thresholds, maker, taker)])
+    if table.ndim != 2 or table.shape[1] == 0 or table[0, 0] != 0.0 or np.any(np.diff(table[0]) <= 0):
+        raise ConfigError(f"fee model {type(model).__name__}: tier_table() must give K >= 1 thresholds "
+                          f"from 0, strictly increasing, and K maker and taker rates")
+    return table

@@ -50,8 +50,9 @@ import numpy as np
 from envs.config import EnvConfig
 from envs.execution import kernels as K
 from envs.execution.arrays import ExecArrays
-from envs.execution.fees import FlatFees, TieredFees
+from envs.execution.fees import FeeModel, fee_table
 from envs.execution.orders import LotRules
+from envs.execution.slippage import SlippageModel, make_slippage_model
 
 CASH_MARGIN = K.CASH_MARGIN  # buys may spend at most cash * (1 - CASH_MARGIN): float rounding never overdraws
 FEE_WINDOW = K.FEE_WINDOW  # hours in the 30-day fee-volume window
@@ -70,24 +71,20 @@ class BatchLedger:
     """State of B independent accounts over one shared market; see the module docstring."""
 
     def __init__(
-        self, arrays: ExecArrays, rules: LotRules, fees: FlatFees | TieredFees, config: EnvConfig, n: int
+        self, arrays: ExecArrays, rules: LotRules, fees: FeeModel, config: EnvConfig, n: int,
+        slippage: SlippageModel | None = None,
     ) -> None:
         self.a, self.rules, self.fee_model, self.cfg, self.n = arrays, rules, fees, config, n
+        self.slippage = make_slippage_model(config) if slippage is None else slippage
         n_assets = arrays.price.shape[1]
         self.limit = config.order_type == "limit"
         self.fallback_market = config.limit_fallback == "market"
         self.mk = market_pack(arrays)
         self.rule_pack = np.stack([rules.scale, rules.ordermin, rules.costmin]).astype(np.float64)
-        if isinstance(fees, TieredFees):
-            self.fee_table = np.stack([fees.thresholds, fees.maker_rates, fees.taker_rates])
-        else:
-            self.fee_table = np.zeros((3, 1))
+        self.fee_table = fee_table(fees)  # (3, K) tier table; a flat schedule is one row
         fp = np.zeros(K.N_FP)
         fp[K.P_MOF] = config.min_order_fraction
-        fp[K.P_K] = config.impact_k
-        fp[K.P_MAXSLIP] = config.max_slippage
-        fp[K.P_MAKER] = fees.maker if isinstance(fees, FlatFees) else 0.0
-        fp[K.P_TAKER] = fees.taker if isinstance(fees, FlatFees) else 0.0
+        fp[K.P_K], fp[K.P_MAXSLIP] = self.slippage.impact.kernel_params()
         fp[K.P_HALT] = np.nan if config.halt_drawdown is None else config.halt_drawdown
         fp[K.P_AGE_SCALE] = config.trade_age_scale_hours
         fp[K.P_PENALTY] = config.drawdown_penalty
@@ -95,7 +92,6 @@ class BatchLedger:
         ip = np.zeros(K.N_IP, dtype=np.int64)
         ip[K.I_LIMIT] = self.limit
         ip[K.I_FALLBACK_MARKET] = self.fallback_market
-        ip[K.I_TIERED] = fees.tiered
         ip[K.I_TTL] = config.limit_ttl_bars
         ip[K.I_HALT_ON] = config.halt_drawdown is not None
         ip[K.I_EXEC] = config.action_mode == "execution"
@@ -106,7 +102,7 @@ class BatchLedger:
         self.ist = np.zeros((K.N_IST, n), dtype=np.int64)
         self.pos = np.zeros((3, n, n_assets))
         self.age = np.zeros((n, n_assets), dtype=np.int64)
-        self.ring = np.zeros((n, FEE_WINDOW)) if fees.tiered else np.zeros((n, 0))
+        self.ring = np.zeros((n, FEE_WINDOW))  # USD traded in each of the last FEE_WINDOW steps
         self.w = np.zeros((n, n_assets))  # weights at the current decision bar
         self.target = np.zeros((n, n_assets))
         self.of = np.zeros((n, K.N_OF))
@@ -116,7 +112,8 @@ class BatchLedger:
         self.rc = np.zeros((n, 2 * n_assets), dtype=np.int64)  # shortfall records: asset * REASON_SLOTS + reason
         self.rq = np.zeros((n, 2 * n_assets))  # their unfilled base quantities
         self.pf = np.zeros((n, n_assets + 3), dtype=np.float32)
-        self.scratch = np.zeros((19, n_assets)), np.zeros((3, n_assets), dtype=np.int64), np.zeros((4, 64))
+        self.scratch = K.Scratch(np.zeros((K.N_SCRATCH, n_assets)), np.zeros((K.N_ISCRATCH, n_assets), dtype=np.int64),
+                                 np.zeros((4, 64)))
         self.cash, self.equity, self.peak = self.fst[K.S_CASH], self.fst[K.S_EQUITY], self.fst[K.S_PEAK]
         self.cum_fees, self.cum_slippage = self.fst[K.S_CUM_FEES], self.fst[K.S_CUM_SLIP]
         self.cum_traded, self.vol30 = self.fst[K.S_CUM_TRADED], self.fst[K.S_VOL30]
@@ -124,11 +121,14 @@ class BatchLedger:
         self.length, self.force_hold = self.ist[K.J_LENGTH], self.ist[K.J_FORCE_HOLD]
         self.units, self.pend, self.pend_px = self.pos[K.X_UNITS], self.pos[K.X_PEND], self.pos[K.X_PEND_PX]
         self.cash[:] = self.equity[:] = self.peak[:] = config.initial_cash
-        # everything `kernels.step_rows` takes after the actions, in its order
+        # what `kernels.step_rows` / `kernels.execute_rows` take after the actions (targets): four named packs
         self.kernel_args = (
-            self.mk, self.rule_pack, self.fee_table, fp, ip, self.fst, self.ist, self.pos, self.age, self.ring,
-            self.w, self.target, self.of, self.oi, self.fv, self.fc, self.rc, self.rq, self.pf, *self.scratch,
+            K.Inputs(self.mk, self.rule_pack, self.fee_table, fp, ip),
+            K.State(self.fst, self.ist, self.pos, self.age, self.ring),
+            K.Outputs(self.w, self.target, self.of, self.oi, self.fv, self.fc, self.rc, self.rq, self.pf),
+            self.scratch,
         )
+        self._no_urgency = np.zeros((n, n_assets))
 
     # ------------------------------------------------------------------ state
     def reset_rows(self, rows: np.ndarray, starts: np.ndarray) -> None:
@@ -168,7 +168,7 @@ class BatchLedger:
         """
         target = np.empty_like(self.w)
         hold = np.empty(self.n, dtype=np.bool_)
-        K.actions_to_weights(actions, self.mk, self.t, self.w, target, hold, self.scratch[0], self.scratch[2])
+        K.actions_to_weights(actions, self.mk, self.t, self.w, target, hold, self.scratch.sc, self.scratch.stk)
         return target, hold
 
     # ------------------------------------------------------------------- step
@@ -180,3 +180,13 @@ class BatchLedger:
         ``rc``/``rq`` (shortfall records), ``w`` and ``pf``; see `envs.execution.kernels` for the layout.
         """
         K.step_rows(actions, *self.kernel_args)
+
+    def execute(self, target: np.ndarray, hold: np.ndarray, urgency: np.ndarray | None = None) -> None:
+        """Advance every row one bar from (B, N) target weights (rows with ``hold`` keep their resting orders).
+
+        The same phases as `step` (`kernels.execute_row`) without the action mapping; ``urgency``
+        (B, N) is read in execution mode only. Results are where `step` leaves them.
+        """
+        np.copyto(self.target, target)
+        urg = self._no_urgency if urgency is None else np.ascontiguousarray(urgency, dtype=np.float64)
+        K.execute_rows(np.ascontiguousarray(hold, dtype=np.int64), urg, *self.kernel_args)

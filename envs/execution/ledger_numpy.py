@@ -34,7 +34,7 @@ import numpy as np
 
 from envs.config import EnvConfig
 from envs.execution.arrays import ExecArrays
-from envs.execution.fees import FlatFees, TieredFees
+from envs.execution.fees import FeeModel
 from envs.execution.fills import limit_prices, traded_through
 from envs.execution.ledger import CASH_MARGIN, FEE_WINDOW
 from envs.execution.orders import (
@@ -47,7 +47,7 @@ from envs.execution.orders import (
     floor_to_lot,
     size_orders,
 )
-from envs.execution.slippage import slippage_rate
+from envs.execution.slippage import SlippageModel, make_slippage_model
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +58,30 @@ class Fills:
     price: np.ndarray
     fee: np.ndarray
     maker: bool
+
+
+@dataclass(eq=False)
+class Bar:
+    """One step's working set for the fill phases (the kernel keeps the same in its `kernels.Work` rows)."""
+
+    t: np.ndarray  # (B,) decision bars
+    u: np.ndarray  # (B,) execution bars
+    is_buy: np.ndarray  # (B, N) side of each order
+    qty: np.ndarray  # (B, N) base quantity of the order worked in this bar
+    sign: np.ndarray  # (B, N) +1 buy, -1 sell
+    ok: np.ndarray  # (B, N) bar u may fill
+    cap: np.ndarray  # (B, N) participation capacity of bar u
+    urgent: np.ndarray | None  # (B, N) urgent market orders (execution mode), None when there are none
+    reject: np.ndarray  # (B, N) int8 first shortfall reason
+    unfilled: np.ndarray  # (B, N) its unfilled quantity
+    cash_short: np.ndarray  # (B, N) quantity a cash shortage cut off a buy
+    hit: np.ndarray | None = None  # (B, N) limit traded through (limit phase)
+    q_a: np.ndarray | None = None  # (B, N) quantity sent to the limit phase
+
+    @property
+    def short(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The three shortfall arrays `_shortfall` updates in place."""
+        return self.reject, self.unfilled, self.cash_short
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,9 +115,11 @@ class NumpyLedger:
     """State of B independent accounts over one shared market; see the module docstring."""
 
     def __init__(
-        self, arrays: ExecArrays, rules: LotRules, fees: FlatFees | TieredFees, config: EnvConfig, n: int
+        self, arrays: ExecArrays, rules: LotRules, fees: FeeModel, config: EnvConfig, n: int,
+        slippage: SlippageModel | None = None,
     ) -> None:
         self.a, self.rules, self.fee_model, self.cfg, self.n = arrays, rules, fees, config, n
+        self.slippage = make_slippage_model(config) if slippage is None else slippage
         n_assets = arrays.price.shape[1]
         self.limit = config.order_type == "limit"
         self.fallback_market = config.limit_fallback == "market"
@@ -111,8 +137,7 @@ class NumpyLedger:
         self.cum_slippage = np.zeros(n)
         self.cum_traded = np.zeros(n)
         self.vol30 = np.zeros(n)  # USD traded in the episode's last FEE_WINDOW steps
-        self.ring = np.zeros((n, FEE_WINDOW)) if fees.tiered else np.zeros((n, 0))
-        self._flat = None if fees.tiered else fees.rates(np.zeros(n))
+        self.ring = np.zeros((n, FEE_WINDOW))  # USD traded in each of the last FEE_WINDOW steps
         self._w: np.ndarray | None = None
 
     # ------------------------------------------------------------------ state
@@ -158,18 +183,59 @@ class NumpyLedger:
         """Advance every row one bar: orders from ``target`` (B, N) unless ``hold`` (B,).
 
         ``urgency`` (B, N) (execution mode): > 0 makes the new order a market order at the open.
+        The phases have the names of the kernel's inlined helpers (`envs.execution.kernels`).
         """
-        a, cfg = self.a, self.cfg
         self._w = None
-        t = self.t
-        u = t + 1
+        u = self.t + 1
         eq_before = self.equity.copy()
-        maker, taker = self._flat if self._flat is not None else self.fee_model.rates(self.volume_30d())
+        maker, taker = self.fee_rates()
+        bar = self.size_orders(target, hold, eq_before, urgency)
+        slip = np.zeros(self.n)
+        phases = []
+        if self.limit:
+            if bar.urgent is not None:
+                phase_m, slip = self.urgent_phase(bar, taker)
+                phases.append(phase_m)
+            phase_a, remaining = self.limit_phase(bar, maker)
+            phases.append(phase_a)
+            if self.fallback_market:
+                phase_b, slip_b, remaining = self.fallback_phase(bar, phase_a, remaining, taker)
+                slip = slip + slip_b
+                phases.append(phase_b)
+            self.expire_orders(bar, phase_a, remaining)
+        else:
+            phase_a, slip = self.market_phase(bar, taker)
+            phases.append(phase_a)
+            self.close_market_orders(bar)
+
+        fees = phases[0].fee.sum(1)
+        traded = (phases[0].qty * phases[0].price).sum(1)
+        filled = phases[0].qty > 0.0
+        for ph in phases[1:]:
+            fees = fees + ph.fee.sum(1)
+            traded = traded + (ph.qty * ph.price).sum(1)
+            filled = filled | (ph.qty > 0.0)
+        self.mark(u, fees, slip, traded, np.asarray(filled.any(1)))
+        return StepOut(eq_before, self.equity, fees, slip, traded, bar.is_buy, tuple(phases), bar.qty, bar.reject,
+                       bar.unfilled, bar.cash_short)
+
+    # ------------------------------------------------------------- phases
+    def fee_rates(self) -> tuple[np.ndarray, np.ndarray]:
+        """(B,) maker and taker rates from the fee model's tier table at each row's 30-day volume."""
+        return self.fee_model.rates(self.volume_30d())
+
+    def size_orders(self, target: np.ndarray, hold: np.ndarray, eq_before: np.ndarray,
+                    urgency: np.ndarray | None = None) -> Bar:
+        """Phase 1: rows not holding replace their orders by lot-rounded ones towards ``target`` (`orders.size_orders`).
+
+        Refusals get a shortfall record with the wanted quantity. Returns the bar's working set.
+        """
+        a, t = self.a, self.t
         reject = np.zeros(self.pend.shape, dtype=np.int8)
         unfilled = np.zeros(self.pend.shape)
         if not hold.all():
             new_qty, rej, size = size_orders(
-                target, self.units, a.price[t], eq_before, a.tradable[t], self.rules, cfg.min_order_fraction
+                target, self.units, a.price[t], eq_before, a.tradable[t], self.rules, self.cfg.min_order_fraction
             )
             new_px = limit_prices(a.price[t], new_qty > 0, a.limit_offset[t]) if self.limit else self.pend_px
             if hold.any():
@@ -182,95 +248,107 @@ class NumpyLedger:
                 self.pend, self.pend_px, reject = new_qty, new_px, rej
                 self.age = np.zeros_like(self.age)
             unfilled = np.where(reject != 0, size, 0.0)  # a refused order leaves all it wanted unfilled
-
         urgent = None
         if self.limit and urgency is not None:
             urgent = (np.asarray(urgency, dtype=np.float64) > 0.0) & ~hold[:, None]  # NaN compares False
             if not urgent.any():
                 urgent = None
         is_buy = self.pend > 0.0
-        qty = np.abs(self.pend)
-        ok = a.exec_ok[u]
-        cap = a.capacity[u]
-        sign = np.where(is_buy, 1.0, -1.0)
-        slip = np.zeros(self.n)
-        cash_short = np.zeros(self.pend.shape)
-        short = (reject, unfilled, cash_short)  # updated in place by _shortfall
-        phases = []
-        if self.limit:
-            if urgent is not None:  # urgent assets: market orders at the open, before the limits trade
-                q_m = floor_to_lot(np.minimum(np.where(urgent & ok, qty, 0.0), cap), self.rules.scale)
-                phase_m, slip = self._market(q_m, is_buy, sign, a.open[u], t, u, taker)
-                _shortfall(urgent & (qty > 0.0) & ok, qty, q_m, phase_m.qty, cap, cap, is_buy, *short)
-                gone = urgent & ~ok & (qty > 0.0)
-                reject[gone] = NO_BAR
-                unfilled[gone] = qty[gone]
-                phases.append(phase_m)
-            hit = ok & traded_through(is_buy, self.pend_px, a.low[u], a.high[u])
-            if urgent is not None:
-                hit &= ~urgent
-            q_a = floor_to_lot(np.minimum(np.where(hit, qty, 0.0), cap), self.rules.scale)
-            phase_a = self._fill(q_a, is_buy, self.pend_px, maker, True)
-        else:
-            q_a = floor_to_lot(np.minimum(np.where(ok, qty, 0.0), cap), self.rules.scale)
-            phase_a, slip = self._market(q_a, is_buy, sign, a.open[u], t, u, taker)
-            _shortfall((qty > 0.0) & ok, qty, q_a, phase_a.qty, cap, cap, is_buy, *short)
+        u = t + 1
+        return Bar(t, u, is_buy, np.abs(self.pend), np.where(is_buy, 1.0, -1.0), a.exec_ok[u], a.capacity[u],
+                   urgent, reject, unfilled, np.zeros(self.pend.shape))
+
+    def urgent_phase(self, bar: Bar, taker: np.ndarray) -> tuple[Fills, np.ndarray]:
+        """Urgent assets: market orders at the open (taker), before the limits trade; they leave the book."""
+        assert bar.urgent is not None
+        urgent, qty, ok, cap = bar.urgent, bar.qty, bar.ok, bar.cap
+        q_m = floor_to_lot(np.minimum(np.where(urgent & ok, qty, 0.0), cap), self.rules.scale)
+        phase_m, slip = self._market(q_m, bar.is_buy, bar.sign, self.a.open[bar.u], bar.t, bar.u, taker)
+        _shortfall(urgent & (qty > 0.0) & ok, qty, q_m, phase_m.qty, cap, cap, bar.is_buy, *bar.short)
+        gone = urgent & ~ok & (qty > 0.0)
+        bar.reject[gone] = NO_BAR
+        bar.unfilled[gone] = qty[gone]
+        return phase_m, slip
+
+    def limit_phase(self, bar: Bar, maker: np.ndarray) -> tuple[Fills, np.ndarray]:
+        """Phase A, limit mode: orders the bar trades through fill at their limit (maker); (fills, remaining)."""
+        a, u = self.a, bar.u
+        bar.hit = bar.ok & traded_through(bar.is_buy, self.pend_px, a.low[u], a.high[u])
+        if bar.urgent is not None:
+            bar.hit &= ~bar.urgent
+        bar.q_a = floor_to_lot(np.minimum(np.where(bar.hit, bar.qty, 0.0), bar.cap), self.rules.scale)
+        phase_a = self._fill(bar.q_a, bar.is_buy, self.pend_px, maker, True)
         # orders and fills are lot multiples: snap their difference back onto the lot grid, or float
         # residue (1354.6710504 - 1354.6710502 = 1.9999985e-07) would lose a lot to the next floor
         scale = self.rules.scale
-        remaining = np.rint((qty - phase_a.qty) * scale) / scale
-        if urgent is not None:
-            remaining = np.where(urgent, 0.0, remaining)  # a market order leaves the book after its bar
-        phases.append(phase_a)
-        if self.limit:
-            expire = self.age + 1 >= cfg.limit_ttl_bars
-            if self.fallback_market:
-                go = expire & ok & (remaining > 0.0)
-                room = np.maximum(cap - phase_a.qty, 0.0)
-                q_b = floor_to_lot(np.minimum(np.where(go, remaining, 0.0), room), self.rules.scale)
-                phase_b, slip_b = self._market(q_b, is_buy, sign, a.close[u], t, u, taker)
-                slip = slip + slip_b
-                _shortfall(go, remaining, q_b, phase_b.qty, room, cap, is_buy, *short)
-                remaining = np.rint((remaining - phase_b.qty) * scale) / scale
-                phases.append(phase_b)
-            else:
-                dropped = expire & (qty > 0.0) & ok & (remaining > 0.0)
-                _shortfall(dropped & hit, qty, q_a, phase_a.qty, cap, cap, is_buy, *short)
-                expired = dropped & ~hit  # never traded through: cancelled at its time-to-live
-                reject[expired] = LIMIT_EXPIRED
-                unfilled[expired] = remaining[expired]
-            keep = ~expire & (remaining > 0.0)
-            no_bar = expire & ~ok & (qty > 0.0)
-            self.pend = np.where(keep, sign * remaining, 0.0)
-            self.age = np.where(keep, self.age + 1, 0)
-        else:
-            no_bar = ~ok & (qty > 0.0)
-            self.pend = np.zeros_like(self.pend)
-        reject[no_bar] = NO_BAR
-        unfilled[no_bar] = qty[no_bar]
+        remaining = np.rint((bar.qty - phase_a.qty) * scale) / scale
+        if bar.urgent is not None:
+            remaining = np.where(bar.urgent, 0.0, remaining)  # a market order leaves the book after its bar
+        return phase_a, remaining
 
-        fees = phases[0].fee.sum(1)
-        traded = (phases[0].qty * phases[0].price).sum(1)
-        filled = phases[0].qty > 0.0
-        for ph in phases[1:]:
-            fees = fees + ph.fee.sum(1)
-            traded = traded + (ph.qty * ph.price).sum(1)
-            filled = filled | (ph.qty > 0.0)
-        self.equity = self.cash + (self.units * a.mark[u]).sum(1)
+    def market_phase(self, bar: Bar, taker: np.ndarray) -> tuple[Fills, np.ndarray]:
+        """Phase A, market mode: every order at the open plus slippage (taker), within the participation cap."""
+        qty, ok, cap = bar.qty, bar.ok, bar.cap
+        q_a = floor_to_lot(np.minimum(np.where(ok, qty, 0.0), cap), self.rules.scale)
+        phase_a, slip = self._market(q_a, bar.is_buy, bar.sign, self.a.open[bar.u], bar.t, bar.u, taker)
+        _shortfall((qty > 0.0) & ok, qty, q_a, phase_a.qty, cap, cap, bar.is_buy, *bar.short)
+        return phase_a, slip
+
+    def fallback_phase(self, bar: Bar, phase_a: Fills, remaining: np.ndarray,
+                       taker: np.ndarray) -> tuple[Fills, np.ndarray, np.ndarray]:
+        """Phase B at the close: limits at their time-to-live send what remains as a market order (taker).
+
+        Returns (fills, slippage, what still remains).
+        """
+        expire = self.age + 1 >= self.cfg.limit_ttl_bars
+        go = expire & bar.ok & (remaining > 0.0)
+        room = np.maximum(bar.cap - phase_a.qty, 0.0)
+        q_b = floor_to_lot(np.minimum(np.where(go, remaining, 0.0), room), self.rules.scale)
+        phase_b, slip_b = self._market(q_b, bar.is_buy, bar.sign, self.a.close[bar.u], bar.t, bar.u, taker)
+        _shortfall(go, remaining, q_b, phase_b.qty, room, bar.cap, bar.is_buy, *bar.short)
+        scale = self.rules.scale
+        return phase_b, slip_b, np.rint((remaining - phase_b.qty) * scale) / scale
+
+    def expire_orders(self, bar: Bar, phase_a: Fills, remaining: np.ndarray) -> None:
+        """Orders at their time-to-live leave the book (cancelled ones with records); the others rest one bar older."""
+        qty, ok = bar.qty, bar.ok
+        expire = self.age + 1 >= self.cfg.limit_ttl_bars
+        if not self.fallback_market:
+            hit, q_a = bar.hit, bar.q_a
+            assert hit is not None and q_a is not None, "expire_orders runs after limit_phase"
+            dropped = expire & (qty > 0.0) & ok & (remaining > 0.0)
+            _shortfall(dropped & hit, qty, q_a, phase_a.qty, bar.cap, bar.cap, bar.is_buy, *bar.short)
+            expired = dropped & ~hit  # never traded through: cancelled at its time-to-live
+            bar.reject[expired] = LIMIT_EXPIRED
+            bar.unfilled[expired] = remaining[expired]
+        keep = ~expire & (remaining > 0.0)
+        no_bar = expire & ~ok & (qty > 0.0)
+        self.pend = np.where(keep, bar.sign * remaining, 0.0)
+        self.age = np.where(keep, self.age + 1, 0)
+        bar.reject[no_bar] = NO_BAR
+        bar.unfilled[no_bar] = qty[no_bar]
+
+    def close_market_orders(self, bar: Bar) -> None:
+        """Market mode: every order leaves the book after its bar (no bar: a ``no_bar`` record)."""
+        no_bar = ~bar.ok & (bar.qty > 0.0)
+        self.pend = np.zeros_like(self.pend)
+        bar.reject[no_bar] = NO_BAR
+        bar.unfilled[no_bar] = bar.qty[no_bar]
+
+    def mark(self, u: np.ndarray, fees: np.ndarray, slip: np.ndarray, traded: np.ndarray, filled: np.ndarray) -> None:
+        """Mark at the close of ``u``: equity = cash + Σ units × mark; totals, the volume window, t + 1."""
+        self.equity = self.cash + (self.units * self.a.mark[u]).sum(1)
         self.peak = np.maximum(self.peak, self.equity)
-        self.last_trade = np.where(filled.any(1), u, self.last_trade)
+        self.last_trade = np.where(filled, u, self.last_trade)
         self.cum_fees += fees
         self.cum_slippage += slip
         self.cum_traded += traded
-        if self.fee_model.tiered:
-            slot = self.steps % FEE_WINDOW
-            rows = np.arange(self.n)
-            self.vol30 += traded - self.ring[rows, slot]
-            self.ring[rows, slot] = traded
+        slot = self.steps % FEE_WINDOW
+        rows = np.arange(self.n)
+        self.vol30 += traded - self.ring[rows, slot]
+        self.ring[rows, slot] = traded
         self.t = u
         self.steps = self.steps + 1
-        return StepOut(eq_before, self.equity, fees, slip, traded, is_buy, tuple(phases), qty, reject, unfilled,
-                       cash_short)
 
     # ------------------------------------------------------------ internals
     def _market(
@@ -284,9 +362,9 @@ class NumpyLedger:
         taker: np.ndarray,
     ) -> tuple[Fills, np.ndarray]:
         """Market fills of ``q`` at ``ref`` moved against the trader by half-spread + impact."""
-        a, cfg = self.a, self.cfg
+        a = self.a
         ref = np.where(q > 0.0, ref, 0.0)
-        rate = slippage_rate(a.half_spread[t], a.sigma[t], q * ref, a.dollar_volume[u], cfg.impact_k, cfg.max_slippage)
+        rate = self.slippage.impact.rate(a.half_spread[t], a.sigma[t], q * ref, a.dollar_volume[u])
         price = ref * (1.0 + sign * rate)
         fills = self._fill(q, is_buy, price, taker, False)
         slip = (fills.qty * ref * rate).sum(1)

@@ -17,9 +17,10 @@ import numpy as np
 
 from envs.config import EnvConfig
 from envs.execution.arrays import ExecArrays
-from envs.execution.fees import FlatFees, TieredFees
+from envs.execution.fees import FeeModel
 from envs.execution.ledger import CASH_MARGIN, FEE_WINDOW
 from envs.execution.orders import LotRules
+from envs.execution.slippage import SlippageModel, make_slippage_model
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -45,9 +46,11 @@ class ReferenceLedger:
     """One account, stepped exactly; mirrors `envs.execution.ledger.BatchLedger` rules."""
 
     def __init__(
-        self, arrays: ExecArrays, rules: LotRules, fees: FlatFees | TieredFees, config: EnvConfig, start: int
+        self, arrays: ExecArrays, rules: LotRules, fees: FeeModel, config: EnvConfig, start: int,
+        slippage: SlippageModel | None = None,
     ) -> None:
         self.a, self.cfg, self.fees = arrays, config, fees
+        self.impact = (make_slippage_model(config) if slippage is None else slippage).impact  # its k and cap
         n = arrays.price.shape[1]
         self.n = n
         self.scale = [10 ** int(d) for d in rules.lot_decimals]
@@ -71,16 +74,15 @@ class ReferenceLedger:
         return (x * s).to_integral_value(rounding=ROUND_FLOOR) / s
 
     def _rates(self) -> tuple[Decimal, Decimal]:
-        if isinstance(self.fees, FlatFees):
-            return dec(self.fees.maker), dec(self.fees.taker)
         # the pre-episode credit counts as traded evenly over the 720 hours before the start
         before = max(FEE_WINDOW - self.steps, 0)
         volume = sum(self.history, ZERO) + dec(self.cfg.fee_volume_30d) * before / FEE_WINDOW
+        thresholds, maker, taker = self.fees.tier_table()
         tier = 0
-        for k, threshold in enumerate(self.fees.thresholds):
+        for k, threshold in enumerate(thresholds):
             if volume >= dec(threshold):
                 tier = k
-        return dec(self.fees.maker_rates[tier]), dec(self.fees.taker_rates[tier])
+        return dec(maker[tier]), dec(taker[tier])
 
     def step(self, target: np.ndarray | None, urgency: np.ndarray | None = None) -> list[RefFill]:
         """One bar; ``target`` is the (N,) weight vector, or None to keep current weights.
@@ -243,16 +245,16 @@ class ReferenceLedger:
         u: int,
         liquidity: str,
     ) -> tuple[list[RefFill], list[Decimal]]:
-        a, cfg = self.a, self.cfg
+        a = self.a
         price = list(px)
         if market:
             for i in range(self.n):
                 if q[i] > 0:
                     ref = px[i]
                     dv = dec(a.dollar_volume[u, i])
-                    cap = dec(cfg.max_slippage)
+                    cap = dec(self.impact.cap)
                     if dv > 0:
-                        impact = dec(cfg.impact_k) * dec(a.sigma[t, i]) * (q[i] * ref / dv).sqrt()
+                        impact = dec(self.impact.k) * dec(a.sigma[t, i]) * (q[i] * ref / dv).sqrt()
                     else:
                         impact = cap
                     rate_s = min(dec(a.half_spread[t, i]) + impact, cap)
