@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from envs.numba_utils import JIT_ALLOC, njit
+from envs.numba_utils import INLINE, JIT, JIT_ALLOC, njit
 from envs.numba_utils import max_num as _mx
 from envs.numba_utils import min_nan as _min
 from envs.numba_utils import min_num as _mn
@@ -58,8 +58,11 @@ S_NEGATIVE = 1 << 21  # negative proposal weights clipped to 0
 S_SCALED = 1 << 22  # proposal summing above 1 (+1e-9) scaled to 1
 FALLBACK = -1
 
-_JIT = JIT_ALLOC  # the runtime stays on: `pwsum` and `clip_action` allocate a stack when given none
-_RULE = {**JIT_ALLOC, "inline": "always"}  # the rule helpers, inlined into `project_row`
+# no reference counting in the projection (`envs.numba_utils.JIT`): it allocates nothing, and
+# with the runtime on every call passing `RuleInputs` increfs/decrefs each of its arrays;
+# only the entry points that allocate a stack when given none keep the runtime (`_ALLOC`)
+_JIT, _ALLOC = JIT, JIT_ALLOC
+_RULE = INLINE  # the rule helpers, inlined into `project_row`
 
 
 class Tables(NamedTuple):
@@ -139,17 +142,23 @@ def limits_vector(limits: Any) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- shared pieces
-@njit(**_JIT)
+@njit(**_ALLOC)
 def pwsum(a: np.ndarray) -> float:
     """``a.sum()`` for a contiguous 1-D float64 array, bit for bit."""
     return _pwsum(a, a.shape[0], np.empty((4, 64)))
 
 
-@njit(**_JIT)
+@njit(**_ALLOC)
 def _cap_total(w: np.ndarray, cap: float, locked: np.ndarray, tmp: np.ndarray, stk: Any = None) -> None:
     """In place: `risk.rules._cap_total` (``tmp`` and ``stk`` are scratch; a stack is allocated if none)."""
     if stk is None:
         stk = np.empty((4, 64))
+    _cap_total_in(w, cap, locked, tmp, stk)
+
+
+@njit(**_JIT)
+def _cap_total_in(w: np.ndarray, cap: float, locked: np.ndarray, tmp: np.ndarray, stk: np.ndarray) -> None:
+    """`_cap_total` with its stack given (the kernel's)."""
     n = w.shape[0]
     total = _pwsum(w, n, stk)
     if total <= cap:
@@ -264,12 +273,11 @@ def _cap_groups(w: np.ndarray, labels: np.ndarray, cap: float, locked: np.ndarra
 
 
 @njit(**_JIT)
-def _mark(w: np.ndarray, s: Scratch) -> np.ndarray:
-    """Remember ``w`` before a rule (in ``s.work[0]``, returned) for `_record`."""
+def _mark(w: np.ndarray, s: Scratch) -> None:
+    """Remember ``w`` before a rule (in ``s.work[0]``) for `_record`."""
     before = s.work[0]
     for i in range(w.shape[0]):
         before[i] = w[i]
-    return before
 
 
 @njit(**_JIT)
@@ -410,7 +418,7 @@ def rule_sanitise(prop: np.ndarray, cur: np.ndarray, w: np.ndarray, s: Scratch) 
         none = s.mask[0]
         for i in range(n):
             none[i] = False
-        _cap_total(w, 1.0, none, tmp, s.stk)
+        _cap_total_in(w, 1.0, none, tmp, s.stk)
         if total > 1.0 + 1e-9:
             status |= S_SCALED
     if neg:
@@ -462,7 +470,8 @@ def rule_max_positions(w: np.ndarray, c: RuleInputs, s: Scratch) -> int:
     room = k - n_locked if k > n_locked else 0
     if n_free <= room:
         return 0
-    before = _mark(w, s)
+    _mark(w, s)
+    before = s.work[0]
     for i in range(n):
         if locked[i]:
             continue
@@ -551,7 +560,7 @@ def rule_cluster_cap(w: np.ndarray, c: RuleInputs, s: Scratch) -> int:
 def rule_exposure_cap(w: np.ndarray, c: RuleInputs, s: Scratch) -> int:
     """12. The free weights scaled so the sum is at most the (ladder-cut) gross exposure."""
     _mark(w, s)
-    _cap_total(w, _exposure_cap(c.level, c.lim), c.locked, s.work[1], s.stk)
+    _cap_total_in(w, _exposure_cap(c.level, c.lim), c.locked, s.work[1], s.stk)
     return _record(R_EXPOSURE, w, s)
 
 
@@ -722,7 +731,7 @@ def project_row(row: tuple, t: int, level: int, ks_base: bool, sched: bool, equi
     return _project(Row(*row), t, level, ks_base, sched, equity, Tables(*tables), Scratch(*scratch))
 
 
-@njit(**_JIT)
+@njit(**_ALLOC)
 def clip_action(a: np.ndarray, tmp: np.ndarray, stk: Any = None) -> float:
     """In place ``a = clip(a, -1, 1)``; returns -1.0 if ``a`` has NaN/inf (left as is),
     else ``np.abs(a - clip(a, -1, 1)).sum()`` (0.0 when nothing was clipped)."""
