@@ -2,8 +2,8 @@
 
 One place for: the ``njit`` decorator that falls back to no on-disk cache where none can
 be written (a read-only install, a container user without a writable home), the jit
-option sets, NaN-propagating min/max with numpy's operand choice, and numpy's pairwise
-summation order (so compiled sums round exactly like ``ndarray.sum``).
+option sets, min/max (NaN-propagating with numpy's operand choice; non-NaN ones), and
+numpy's pairwise summation order (so compiled sums round exactly like ``ndarray.sum``).
 """
 
 from __future__ import annotations
@@ -78,6 +78,19 @@ def max_nan(a: float, b: float) -> float:
     if b != b:
         return b
     return a if a >= b else b
+
+
+@njit(**JIT)
+def min_num(a: float, b: float) -> float:
+    """``np.minimum`` of two non-NaN floats; on a tie (0.0 vs -0.0) it returns ``b`` like the risk
+    kernels always have (bit-identical to their numpy reference)."""
+    return a if a < b else b
+
+
+@njit(**JIT)
+def max_num(a: float, b: float) -> float:
+    """``np.maximum`` of two non-NaN floats; on a tie it returns ``b`` (see `min_num`)."""
+    return a if a > b else b
 
 
 @njit(**JIT)

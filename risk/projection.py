@@ -76,6 +76,7 @@ tighter cap shrinks its neighbour (0.3/0.3 in a 0.4 cluster -> 0.2/0.2, but 0.3/
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from dataclasses import dataclass, field
@@ -87,32 +88,15 @@ from envs.data.indicators import atr
 from envs.data.market import HOUR, MarketData
 from envs.snapshot import PortfolioSnapshot
 from risk import kernels as K
+from risk import rules as R
 from risk.clusters import ClusterSchedule
-from risk.cost_gate import C_RETURN, CostInputs, dust, min_order_units, round_trip_cost
+from risk.cost_gate import CostInputs, dust
 from risk.kill_switch import KillSwitch, MarketSignals, TriggerHit
 from risk.ladder import LEVEL_NAMES, DrawdownLadder
 from risk.limits import RiskLimits
+from risk.rules import RULE_ORDER, _cap_groups, _cap_total  # noqa: F401 - the twin tests import them from here
 
 log = logging.getLogger(__name__)
-
-RULE_ORDER = (
-    "sanitise",
-    "untradable",
-    "halt",
-    "max_positions",
-    "kill_switch",
-    "asset_block",
-    "ladder_schedule",
-    "vol_sizing",
-    "asset_cap",
-    "ladder_size",
-    "cluster_cap",
-    "exposure_cap",
-    "order_minimum",
-    "cost_gate",
-    "invariant_fallback",
-)
-
 
 @dataclass(frozen=True)
 class Intervention:
@@ -209,22 +193,39 @@ class RiskProjector:
             distance=lim.cluster_distance,
             refresh_hours=lim.cluster_refresh_hours,
         )
-        # fast path (`project`): plain inputs of the kernel, scratch consumed within one call
-        n = self.n_assets
+        # fast path (`project`): the kernel's structures, as plain tuples (see `risk.kernels`)
         self._n_bars = market.n_bars
         self._ts = market.timestamps.tolist()
         self._lim = K.limits_vector(lim)
-        self._amounts = np.zeros(K.N_RULES)
-        self._changed = np.zeros((K.N_RULES, n), dtype=bool)
-        self._work = np.zeros((6, n + 1))
-        self._mask = np.zeros((5, n + 1), dtype=bool)
-        self._asset_sets: dict[bytes, tuple[str, ...]] = {}
+        self._tables = tuple(
+            K.Tables(self.vol_cap, self.signals.flags, costs.pack, self._lim, self._cost_params, self._lots)
+        )
+        self._new_buffers()
         self._engage = self.signals.engage
+
+    def _new_buffers(self) -> None:
+        """The kernel's per-projector buffers (one set per account: `fork` gives a fork its own)."""
+        self._scratch = K.new_scratch(self.n_assets)
+        self._scratch_tuple = tuple(self._scratch)
+        self._asset_sets: dict[bytes, tuple[str, ...]] = {}
 
     def reset_state(self) -> None:
         """A new account (a new training episode): fresh high-water mark and kill switch."""
         self.ladder = DrawdownLadder()
         self.kill_switch = KillSwitch()
+
+    def fork(self) -> RiskProjector:
+        """A projector for another account on the same market (one per sub-env of a vector env).
+
+        Shares the limits and everything `set_market` derived from the market (vol caps,
+        market signals, the cluster schedule and its cache, cost inputs, the kernel's
+        tables); gets a fresh ladder and kill switch and its own kernel buffers. A later
+        `set_market` on either rebinds that projector's inputs only.
+        """
+        twin = copy.copy(self)
+        twin.reset_state()
+        twin._new_buffers()
+        return twin
 
     def state_dict(self) -> dict[str, Any]:
         return {"ladder": self.ladder.to_dict(), "kill_switch": self.kill_switch.to_dict()}
@@ -278,11 +279,8 @@ class RiskProjector:
         sched = level == 2 and (ts // HOUR) % lim.dd_cut_rebalance_hours != 0
         labels = self.clusters.labels(t)
         out = np.empty((2, n))
-        code = K.project_row(
-            raw, weights, units, tradable, t, self.vol_cap, self.signals.flags, labels, self._lim,
-            level, ks_base, sched, self.costs.pack[t], self._cost_params, equity, prices, self._lots,
-            out, self._amounts, self._changed, self._work, self._mask,
-        )  # fmt: skip
+        row = (raw, weights, units, tradable, prices, labels, out)  # the fields of `K.Row`
+        code = K.project_row(row, t, level, ks_base, sched, equity, self._tables, self._scratch_tuple)
         if code < 0:
             return None
         hits: list[TriggerHit] = []
@@ -299,7 +297,7 @@ class RiskProjector:
                         "snapshot timestamp differs from the market's bar t",
                     )
                 )
-            hits += self.signals.hits(t, self._mask[1, :n].copy(), lim)
+            hits += self.signals.hits(t, self._scratch.mask[1, :n].copy(), lim)
         newly = ks_sw.update(hits, ts)
         ivs: list[Intervention] = []
         rules = code & K.RULE_MASK
@@ -307,12 +305,12 @@ class RiskProjector:
             low = rules & -rules
             r = low.bit_length() - 1
             rules ^= low
+            amount = float(self._scratch.amounts[r])
             if r == K.R_SANITISE:
-                ivs.append(Intervention("sanitise", (), float(self._amounts[r]), _sanitise_detail(code)))
+                ivs.append(Intervention("sanitise", (), amount, _sanitise_detail(code)))
             else:
                 detail = f"engaged: {ks_sw.reasons}" if r == K.R_KILL else _DETAILS.get(r, "")
-                assets = self._assets_of(self._changed[r])
-                ivs.append(Intervention(RULE_ORDER[r], assets, float(self._amounts[r]), detail))
+                ivs.append(Intervention(RULE_ORDER[r], self._assets_of(self._scratch.changed[r]), amount, detail))
         return RiskDecision(
             t=t,
             timestamp=ts,
@@ -365,8 +363,7 @@ class RiskProjector:
             )
         held = (units > 0) | (current > 0) if units.shape == (n,) else current > 0
 
-        # 1. sanitise
-        raw, w, reason = self._sanitise(proposed, current)
+        raw, w, reason = R.rule_sanitise(proposed, current, n)  # 1.
         if reason:
             ivs.append(Intervention("sanitise", (), _amount(raw, w), reason))
 
@@ -383,40 +380,32 @@ class RiskProjector:
         locked = ~tradable if tradable.shape == (n,) else np.zeros(n, dtype=bool)
         if units.shape == (n,) and prices.shape == (n,):
             locked = locked | dust(self._lots, units, prices)
-            tradable = ~locked  # a dust position cannot trade either
         labels = self.clusters.labels(t)
-        blocked = self.signals.blocked(t) & ~locked
-        if locked.any():
-            w = self._rule(ivs, "untradable", w, np.where(locked, current, w), _LOCKED)
+        sched = level == 2 and (int(snapshot.timestamp) // HOUR) % lim.dd_cut_rebalance_hours != 0
+        c = K.RuleInputs(
+            current, locked, self.signals.blocked(t) & ~locked, self.vol_cap[t], labels, self.costs.pack[t],
+            prices, self._lots, self._lim, self._cost_params, float(snapshot.equity), level, ks, sched,
+        )  # fmt: skip
+        w = self._rule(ivs, "untradable", w, R.rule_untradable(w, c), _LOCKED)
         if level == 3:
-            w = self._rule(ivs, "halt", w, np.where(locked, w, 0.0), "drawdown halt: all cash")
-        else:
-            free = ~locked
-            w = self._rule(ivs, "max_positions", w, _keep_largest(w, lim.max_positions, locked), "")
-            if ks:
-                w = self._rule(ivs, "kill_switch", w, np.minimum(w, current), f"engaged: {self.kill_switch.reasons}")
-            if blocked.any():
-                w = self._rule(ivs, "asset_block", w, np.where(blocked, np.minimum(w, current), w), _BLOCK)
-            if level == 2 and (int(snapshot.timestamp) // HOUR) % lim.dd_cut_rebalance_hours != 0:
-                w = self._rule(ivs, "ladder_schedule", w, np.minimum(w, current), "reduce-only between rebalances")
-            w = self._rule(ivs, "vol_sizing", w, np.where(free, np.minimum(w, self.vol_cap[t]), w), "")
-            w = self._rule(ivs, "asset_cap", w, np.where(free, np.minimum(w, lim.max_asset_weight), w), "")
-            if level >= 1:
-                sized = np.where(free, np.minimum(w, self._size_bound(t, current)), w)
-                w = self._rule(ivs, "ladder_size", w, sized, "")
-            w = self._rule(ivs, "cluster_cap", w, _cap_groups(w, labels, lim.max_cluster_weight, locked), "")
-            w = self._rule(ivs, "exposure_cap", w, _cap_total(w, self._exposure_cap(level), locked), "")
-            if prices.shape == (n,):
-                sized = _order_minimum(w, current, ~locked, self._lots, prices, float(snapshot.equity),
-                                       float(self._cost_params[3]))
-                w = self._rule(ivs, "order_minimum", w, sized, _MIN_ORDER)
-            gated = self._cost_gate(w, current, t, level, labels, ks, snapshot, locked, blocked)
-            w = self._rule(ivs, "cost_gate", w, gated, "")
-
-        problem = self.violation(w, current, t, level, labels, ks, int(snapshot.timestamp), tradable, blocked)
+            w = self._rule(ivs, "halt", w, R.rule_halt(w, c), _DETAILS[K.R_HALT])
+        else:  # rules 4-14 only lower tradable weights
+            w = self._rule(ivs, "max_positions", w, R.rule_max_positions(w, c), "")
+            w = self._rule(ivs, "kill_switch", w, R.rule_kill_switch(w, c), f"engaged: {self.kill_switch.reasons}")
+            w = self._rule(ivs, "asset_block", w, R.rule_asset_block(w, c), _BLOCK)
+            w = self._rule(ivs, "ladder_schedule", w, R.rule_ladder_schedule(w, c), _DETAILS[K.R_SCHED])
+            w = self._rule(ivs, "vol_sizing", w, R.rule_vol_sizing(w, c), "")
+            w = self._rule(ivs, "asset_cap", w, R.rule_asset_cap(w, c), "")
+            w = self._rule(ivs, "ladder_size", w, R.rule_ladder_size(w, c), "")
+            w = self._rule(ivs, "cluster_cap", w, R.rule_cluster_cap(w, c), "")
+            w = self._rule(ivs, "exposure_cap", w, R.rule_exposure_cap(w, c), "")
+            if prices.shape == (n,):  # a malformed snapshot has no prices to size orders with
+                w = self._rule(ivs, "order_minimum", w, R.rule_order_minimum(w, c), _MIN_ORDER)
+            w = self._rule(ivs, "cost_gate", w, R.rule_cost_gate(w, c), "")
+        final, problem = R.rule_invariant_fallback(w, c)  # 15.
         if problem:
             log.error("risk projection broke its own invariant (%s); falling back to all cash", problem)
-            w = self._rule(ivs, "invariant_fallback", w, np.where(locked, current, 0.0), problem)
+            w = self._rule(ivs, "invariant_fallback", w, final, problem)
         return RiskDecision(
             t=t,
             timestamp=int(snapshot.timestamp),
@@ -435,27 +424,6 @@ class RiskProjector:
         )
 
     # -------------------------------------------------------------- helpers
-    def _sanitise(self, proposed: Any, current: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, str]:
-        n = self.n_assets
-        try:
-            raw = np.array(proposed, dtype=np.float64)
-        except (TypeError, ValueError):
-            return None, current.copy(), f"not numeric ({type(proposed).__name__}): held current weights"
-        if raw.shape != (n,):
-            return raw, current.copy(), f"wrong shape: expected ({n},), got {raw.shape}: held current weights"
-        if not np.all(np.isfinite(raw)):
-            return raw, current.copy(), "NaN/inf in proposal: held current weights"
-        w, reasons = raw.copy(), []
-        if np.any(w < 0):
-            w = np.clip(w, 0.0, None)
-            reasons.append("negative weights clipped to 0")
-        total = w.sum()
-        if total > 1.0:  # rounding (1 + 1e-16 from an action conversion) is scaled silently
-            w = _cap_total(w, 1.0)
-            if total > 1.0 + 1e-9:
-                reasons.append("weights summing above 1 scaled to 1")
-        return raw, w, "; ".join(reasons)
-
     def _rule(
         self, ivs: list[Intervention], rule: str, before: np.ndarray, after: np.ndarray, detail: str
     ) -> np.ndarray:
@@ -474,115 +442,6 @@ class RiskProjector:
             )
         return after
 
-    def _size_bound(self, t: int, current: np.ndarray) -> np.ndarray:
-        lim = self.limits
-        base = np.minimum(self.vol_cap[t], lim.max_asset_weight)
-        return np.maximum(lim.dd_reduce_size_factor * base, current)
-
-    def _exposure_cap(self, level: int) -> float:
-        lim = self.limits
-        cap = lim.max_gross_exposure
-        return cap * lim.dd_cut_exposure_factor if level >= 2 else cap
-
-    def _cost_gate(
-        self,
-        w: np.ndarray,
-        current: np.ndarray,
-        t: int,
-        level: int,
-        labels: np.ndarray,
-        ks: bool,
-        snapshot: PortfolioSnapshot,
-        locked: np.ndarray,
-        blocked: np.ndarray,
-    ) -> np.ndarray:
-        band = self.limits.no_trade_band
-        diff = w - current
-        row = self.costs.pack[t]
-        er = row[C_RETURN]
-        has = np.isfinite(er)
-        with np.errstate(invalid="ignore"):
-            cost = round_trip_cost(row, diff, float(snapshot.equity), self._cost_params)
-            beats = diff * er > np.abs(diff) * cost
-        skip = np.where(has, ~beats, np.abs(diff) < band) & (diff != 0)
-        if not np.any(skip):
-            return w
-        out = np.where(skip & (diff > 0), current, w)
-        cand = np.flatnonzero(skip & (diff < 0))
-        if cand.size == 0:
-            return out
-        # restoring current_i can only break the per-asset caps of i, its cluster's cap, the
-        # total cap and the position count (the no-increase rules allow current_i itself)
-        lim = self.limits
-        kept = out.copy()
-        vol = self.vol_cap[t]
-        sums = np.bincount(labels, weights=out)
-        total, count = float(out.sum()), int(np.count_nonzero(out))
-        cap = min(1.0, self._exposure_cap(level))
-        for i in cand.tolist():
-            ci, delta, g = current[i], current[i] - out[i], labels[i]
-            opens = out[i] == 0
-            if ci > lim.max_asset_weight or ci > vol[i] or (opens and count + 1 > lim.max_positions):
-                continue
-            if sums[g] + delta > lim.max_cluster_weight or total + delta > cap:
-                continue
-            out[i] = ci
-            sums[g] += delta
-            total += delta
-            count += int(opens)
-        if self.violation(out, current, t, level, labels, ks, int(snapshot.timestamp), ~locked, blocked):
-            return kept  # rounding at a cap's edge: do not restore
-        return out
-
-    def violation(
-        self,
-        w: np.ndarray,
-        current: np.ndarray,
-        t: int,
-        level: int,
-        labels: np.ndarray,
-        ks: bool,
-        timestamp: int,
-        tradable: np.ndarray,
-        blocked: np.ndarray | None = None,
-    ) -> str:
-        """The first limit ``w`` breaks ('' if none); used for the final check and the cost gate.
-
-        Locked weights (assets without a bar) must equal the current ones; the caps bind the
-        tradable weights, and a sum cap that the locked weights alone exceed binds only in
-        that no tradable weight may remain under it.
-        """
-        lim, n = self.limits, self.n_assets
-        if w.shape != (n,) or not np.isfinite(w).all():
-            return "target not finite or wrong shape"
-        if (w < 0).any():
-            return "negative weight"
-        locked = ~tradable if tradable.shape == (n,) else np.zeros(n, dtype=bool)
-        free = ~locked
-        if (w[locked] != current[locked]).any():
-            return "untradable: a locked weight changed"
-        if level == 3:
-            return "halt: target not all cash" if w[free].any() else ""
-        room = max(lim.max_positions - int(np.count_nonzero(w[locked])), 0)
-        if np.count_nonzero(w[free]) > room:
-            return "max_positions"
-        if (w[free] > lim.max_asset_weight).any() or (w[free] > self.vol_cap[t][free]).any():
-            return "asset_cap/vol_sizing"
-        if level >= 1 and (w[free] > self._size_bound(t, current)[free]).any():
-            return "ladder_size"
-        free_w = np.where(locked, 0.0, w)
-        over = np.bincount(labels, weights=w) > lim.max_cluster_weight
-        if (over & (np.bincount(labels, weights=free_w) > 0)).any():
-            return "cluster_cap"
-        if w.sum() > min(1.0, self._exposure_cap(level)) and free_w.sum() > 0:
-            return "exposure_cap"
-        reduce_only = ks or (level == 2 and (timestamp // HOUR) % lim.dd_cut_rebalance_hours != 0)
-        if reduce_only and (w > current).any():
-            return "no-increase rule (kill switch / reduce-only)"
-        if blocked is not None and (w[blocked] > current[blocked]).any():
-            return "no-increase rule (asset_block)"
-        return ""
-
 
 _F64, _BOOL = np.dtype(np.float64), np.dtype(np.bool_)
 _BLOCK = "market trigger on the asset: no entry"
@@ -595,30 +454,6 @@ _DETAILS = {
     K.R_BLOCK: _BLOCK,
     K.R_MIN_ORDER: _MIN_ORDER,
 }
-
-
-def _order_minimum(
-    w: np.ndarray,
-    current: np.ndarray,
-    free: np.ndarray,
-    lots: np.ndarray,
-    prices: np.ndarray,
-    equity: float,
-    min_fraction: float,
-) -> np.ndarray:
-    """Rule 13: no buy below the pair's minimum order; a sale below it is enlarged to it, and a
-    sale that would leave less than one sellable order sells the whole position (no dust).
-
-    The minimum is the larger of the pair's (ordermin, costmin, two lots of margin for the
-    env's floor) and twice the env's ``min_order_fraction`` (changes it does not send).
-    """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        value = np.maximum(min_order_units(lots, prices) * prices / equity, 2.0 * min_fraction)
-    d = w - current
-    sell = free & (d < 0.0)
-    x = np.where(sell & (-d < value), current - value, w)
-    x = np.where(sell & (x < value), 0.0, x)
-    return np.where(free & (d > 0.0) & (d < value), current, x)
 
 
 def _sanitise_detail(code: int) -> str:
@@ -647,74 +482,3 @@ def _amount(raw: np.ndarray | None, w: np.ndarray) -> float:
     if raw is None or raw.shape != w.shape:
         return float(np.abs(w).sum())
     return float(np.abs(np.nan_to_num(raw, nan=0.0, posinf=1.0, neginf=0.0) - w).sum())
-
-
-def _keep_largest(w: np.ndarray, k: int, locked: np.ndarray | None = None) -> np.ndarray:
-    """Zero all but the ``k`` largest positive entries (ties broken by lower index).
-
-    Locked entries are kept and use up places first; the rest go to the largest free ones.
-    """
-    locked = np.zeros(w.shape, dtype=bool) if locked is None else locked
-    room = max(k - int(np.count_nonzero(w[locked])), 0)
-    if int(np.count_nonzero(w[~locked])) <= room:
-        return w
-    keep = np.argsort(-np.where(locked, -1.0, w), kind="stable")[:room]
-    out = np.where(locked, w, 0.0)
-    out[keep] = w[keep]
-    return out
-
-
-def _cap_total(w: np.ndarray, cap: float, locked: np.ndarray | None = None) -> np.ndarray:
-    """Scale the free entries of ``w`` down so its sum is <= cap exactly (guarding against rounding up).
-
-    Locked entries stay; the free ones share ``cap`` minus the locked sum (0 if none is left).
-    """
-    total = w.sum()
-    if total <= cap:
-        return w
-    locked = np.zeros(w.shape, dtype=bool) if locked is None else locked
-    free_w = np.where(locked, 0.0, w)
-    free_total = free_w.sum()
-    if not free_total > 0:
-        return w
-    room = cap - np.where(locked, w, 0.0).sum()
-    out = np.where(locked, w, w * (room / free_total)) if room > 0 else np.where(locked, w, 0.0)
-    shrink = 1e-15
-    while out.sum() > cap and np.where(locked, 0.0, out).sum() > 0:  # rounding up by a few ulps
-        if shrink >= 0.5:  # escalate so subnormals terminate too
-            return np.where(locked, out, 0.0)
-        out = np.where(locked, out, out * (1.0 - shrink))
-        shrink *= 2.0
-    return out
-
-
-def _cap_groups(w: np.ndarray, labels: np.ndarray, cap: float, locked: np.ndarray | None = None) -> np.ndarray:
-    """Scale the free members of each group (cluster) whose sum exceeds ``cap`` down to the cap.
-
-    Locked members stay; the free ones share the room they leave (none when they fill it).
-    Group sums are always taken with ``np.bincount`` (the same summation the final check
-    uses), so a scaled group never ends one rounding step above its cap.
-    """
-    locked = np.zeros(w.shape, dtype=bool) if locked is None else locked
-    sums = np.bincount(labels, weights=w)
-    free_sums = np.bincount(labels, weights=np.where(locked, 0.0, w))
-    over = (sums > cap) & (free_sums > 0)
-    if not np.any(over):
-        return w
-    locked_sums = np.bincount(labels, weights=np.where(locked, w, 0.0))
-    out = w.copy()
-    for g in np.flatnonzero(over):
-        members = (labels == g) & ~locked
-        room = cap - locked_sums[g]
-        out[members] = w[members] * (room / free_sums[g]) if room > 0 else 0.0
-    shrink = 1e-15
-    while True:  # rounding up by a few ulps; escalate so subnormals terminate too
-        free_out = np.where(locked, 0.0, out)
-        over = (np.bincount(labels, weights=out) > cap) & (np.bincount(labels, weights=free_out) > 0)
-        if not over.any():
-            return out
-        hit = over[labels] & ~locked
-        if shrink >= 0.5:
-            return np.where(hit, 0.0, out)
-        out = np.where(hit, out * (1.0 - shrink), out)
-        shrink *= 2.0

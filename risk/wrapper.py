@@ -42,16 +42,71 @@ trading) they survive ``reset`` and only the explicit, audited calls clear them
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, SupportsFloat
+from typing import Any, Protocol, SupportsFloat, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import VectorEnv, VectorWrapper
 
+from envs.data.market import MarketData
+from envs.snapshot import PortfolioSnapshot
 from risk.cost_gate import cost_inputs_from_env
 from risk.kernels import clip_action
 from risk.limits import SPEC_A, RiskLimits, resolve_limits
 from risk.projection import Intervention, RiskDecision, RiskProjector
+
+
+@runtime_checkable
+class RiskEnv(Protocol):
+    """What `RiskWrapper` needs from ``env.unwrapped`` (`envs.kraken_spot.KrakenSpotEnv` has it)."""
+
+    market: MarketData
+    n_assets: int
+
+    def snapshot(self) -> PortfolioSnapshot: ...
+
+    def action_to_weights(self, action: np.ndarray) -> np.ndarray: ...
+
+    def weights_to_action(self, weights: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class RiskVectorEnv(Protocol):
+    """What `RiskVectorWrapper` needs from ``env.unwrapped`` (`envs.vector.KrakenSpotVectorEnv`):
+    per-row snapshots, batched conversions and a way to end sub-env episodes."""
+
+    market: MarketData
+    n_assets: int
+
+    def snapshot(self, i: int) -> PortfolioSnapshot: ...
+
+    def action_to_weights(self, actions: np.ndarray) -> np.ndarray: ...
+
+    def weights_to_action(self, weights: np.ndarray) -> np.ndarray: ...
+
+    def end_episodes(self, mask: np.ndarray) -> None: ...
+
+
+_NEEDS = ("market", "n_assets", "snapshot", "action_to_weights", "weights_to_action")
+
+
+def _not_a(base: Any, protocol: str, needs: tuple[str, ...]) -> TypeError:
+    missing = [m for m in needs if not hasattr(base, m)]
+    return TypeError(f"the env {type(base).__name__} is not a {protocol}: it lacks {missing} (see risk.wrapper)")
+
+
+def as_risk_env(base: Any) -> RiskEnv:
+    """``base`` (an ``env.unwrapped``) typed as a `RiskEnv`; TypeError naming what it lacks if it is not one."""
+    if not isinstance(base, RiskEnv):
+        raise _not_a(base, "RiskEnv", _NEEDS)
+    return base
+
+
+def as_risk_vector_env(base: Any) -> RiskVectorEnv:
+    """``base`` typed as a `RiskVectorEnv`; TypeError naming what it lacks if it is not one."""
+    if not isinstance(base, RiskVectorEnv):
+        raise _not_a(base, "RiskVectorEnv", (*_NEEDS, "end_episodes"))
+    return base
 
 
 def execution_mode(base: Any) -> bool:
@@ -84,18 +139,28 @@ def split_action(base: Any, action: Any) -> tuple[np.ndarray, np.ndarray | None]
     return (a[: n + 1].copy(), a[n + 1 :].copy()) if urgent else (a, None)
 
 
-def action_to_proposal(base: Any, action: Any, current: np.ndarray) -> tuple[np.ndarray, Intervention | None]:
-    """Proposed weights from an env action, sanitised before the env's own conversion.
+def sanitise_action(a: np.ndarray) -> tuple[bool, Intervention | None]:
+    """Clip one action's weights part ``a`` (float64) to [-1, 1] in place, before the env's conversion.
+
+    Returns (convertible, the recorded ``sanitise`` note or None): an action with NaN/inf is
+    left as is and not converted (the current weights are held, RISK-6).
+    """
+    clipped = clip_action(a, np.empty(a.shape[0]))  # the same checks as np.isfinite / np.clip
+    if clipped < 0.0:
+        return False, Intervention("sanitise", (), 0.0, "NaN/inf in action: held current weights")
+    return True, Intervention("sanitise", (), clipped, "action clipped to [-1, 1]") if clipped > 0.0 else None
+
+
+def action_to_proposal(base: RiskEnv, action: Any, current: np.ndarray) -> tuple[np.ndarray, Intervention | None]:
+    """Proposed weights from an env action, sanitised (`sanitise_action`) before the env's own conversion.
 
     Raises ValueError for an action that is not numeric or not of the env's shape (`split_action`);
     in execution mode only the weights part is read (urgencies are not weights).
     """
-    n = int(base.n_assets)
     a, _ = split_action(base, action)
-    clipped = clip_action(a, np.empty(n + 1))  # in place; the same checks as np.isfinite / np.clip
-    if clipped < 0.0:
-        return current.copy(), Intervention("sanitise", (), 0.0, "NaN/inf in action: held current weights")
-    note = Intervention("sanitise", (), clipped, "action clipped to [-1, 1]") if clipped > 0.0 else None
+    ok, note = sanitise_action(a)
+    if not ok:
+        return current.copy(), note
     return np.asarray(base.action_to_weights(a), dtype=np.float64), note
 
 
@@ -144,10 +209,10 @@ class RiskWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             recorded["projector"] = projector
         gym.utils.RecordConstructorArgs.__init__(self, **recorded)
         gym.Wrapper.__init__(self, env)
-        base = env.unwrapped
+        base = self._base = as_risk_env(env.unwrapped)
         if projector is None:
             costs = cost_inputs_from_env(base, resolved.cost_gate_horizon)
-            projector = RiskProjector(resolved, base.market, costs)  # type: ignore[attr-defined]
+            projector = RiskProjector(resolved, base.market, costs)
         self.projector = projector
         self.projector.clusters.precompute()  # once per market, not inside the step loop
         self.new_account_on_reset = new_account_on_reset
@@ -159,10 +224,10 @@ class RiskWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
-        base = self.env.unwrapped
-        if base.market is not self.projector.market:  # type: ignore[attr-defined]
+        base = self._base
+        if base.market is not self.projector.market:
             costs = cost_inputs_from_env(base, self.projector.limits.cost_gate_horizon)
-            self.projector.set_market(base.market, costs)  # type: ignore[attr-defined]
+            self.projector.set_market(base.market, costs)
             self.projector.clusters.precompute()
         if self.new_account_on_reset:
             self.projector.reset_state()
@@ -178,18 +243,19 @@ class RiskWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         decision, pre, _ = self._decide(action)
         return decision, pre
 
-    def _decide(self, action: Any) -> tuple[RiskDecision, Intervention | None, Any]:
-        base = self.env.unwrapped
-        snap = base.snapshot()  # type: ignore[attr-defined]
+    def _decide(self, action: Any) -> tuple[RiskDecision, Intervention | None, PortfolioSnapshot]:
+        base = self._base
+        snap = base.snapshot()
         proposal, pre = action_to_proposal(base, action, np.asarray(snap.weights, dtype=np.float64))
         return self.projector.project(snap, proposal), pre, snap
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         decision, pre, before = self._decide(action)
-        base = self.env.unwrapped
-        executed = base.weights_to_action(decision.target)  # type: ignore[attr-defined]
-        if execution_mode(base):  # the urgencies pass through unchanged
-            executed = np.concatenate([executed, split_action(base, action)[1]])  # type: ignore[list-item]
+        base = self._base
+        executed = base.weights_to_action(decision.target)
+        urgency = split_action(base, action)[1] if execution_mode(base) else None
+        if urgency is not None:  # execution mode: the urgencies pass through unchanged
+            executed = np.concatenate([executed, urgency])
         obs, reward, terminated, truncated, info = self.env.step(executed)
         info["risk"] = _info(decision, pre, action)
         realised = realised_weights(before, units_after(base))
@@ -218,16 +284,12 @@ class RiskVectorWrapper(VectorWrapper):
 
     def __init__(self, env: VectorEnv, limits: RiskLimits | str | Mapping[str, Any] = SPEC_A) -> None:
         super().__init__(env)
-        base = env.unwrapped
+        base = self._base = as_risk_vector_env(env.unwrapped)
         resolved = resolve_limits(limits)
-        proto = RiskProjector(resolved, base.market, cost_inputs_from_env(base, resolved.cost_gate_horizon))  # type: ignore[attr-defined]
-        proto.clusters.precompute()
-        self.projectors: list[RiskProjector] = [proto]
-        for _ in range(1, env.num_envs):  # share the precomputed market inputs, not the account state
-            p = RiskProjector.__new__(RiskProjector)
-            p.__dict__.update(proto.__dict__)
-            p.reset_state()
-            self.projectors.append(p)
+        first = RiskProjector(resolved, base.market, cost_inputs_from_env(base, resolved.cost_gate_horizon))
+        first.clusters.precompute()
+        # one account per sub-env: forks share the precomputed market inputs, not the account state
+        self.projectors: list[RiskProjector] = [first] + [first.fork() for _ in range(1, env.num_envs)]
         self._ended = np.zeros(env.num_envs, dtype=bool)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
@@ -240,42 +302,37 @@ class RiskVectorWrapper(VectorWrapper):
         return obs, infos
 
     def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
-        base = self.env.unwrapped
-        n, k = self.num_envs, int(base.n_assets)  # type: ignore[attr-defined]
-        acts = np.array(actions, dtype=np.float64, copy=True)
+        base = self._base
+        n, k = self.num_envs, int(base.n_assets)
+        raw = np.array(actions, dtype=np.float64, copy=True)
         width = 2 * k + 1 if execution_mode(base) else k + 1
-        if acts.shape != (n, width):
-            raise ValueError(f"actions: expected shape {(n, width)}, got {acts.shape}")
-        raw = acts
+        if raw.shape != (n, width):
+            raise ValueError(f"actions: expected shape {(n, width)}, got {raw.shape}")
         urgency = raw[:, k + 1 :] if width != k + 1 else None  # passed through unchanged
-        acts = raw[:, : k + 1]
-        finite = np.all(np.isfinite(acts), axis=1)
-        proposals = np.asarray(base.action_to_weights(np.where(finite[:, None], np.clip(acts, -1, 1), 0.0)))  # type: ignore[attr-defined]
+        acts = raw[:, : k + 1].copy()  # sanitised in place, row by row, like RiskWrapper's
+        notes = [sanitise_action(acts[i]) for i in range(n)]
+        for i, (ok, _) in enumerate(notes):
+            if not ok:
+                acts[i] = 0.0  # not converted: the current weights are held
+        proposals = np.asarray(base.action_to_weights(acts))
         targets = np.zeros((n, k))
         risk: list[dict[str, Any]] = []
         halted = np.zeros(n, dtype=bool)
         snaps = []
         for i in range(n):
-            snap = base.snapshot(i)  # type: ignore[attr-defined]
+            snap = base.snapshot(i)
             snaps.append(snap)
             current = np.asarray(snap.weights, dtype=np.float64)
             if self._ended[i]:  # the env resets this sub-env now and ignores its action
                 targets[i] = current
                 risk.append({"autoreset": True})
                 continue
-            pre = None
-            if not finite[i]:
-                prop, pre = current.copy(), Intervention("sanitise", (), 0.0, "NaN/inf in action: held current weights")
-            else:
-                prop = proposals[i]
-                if np.any(np.abs(acts[i]) > 1.0):
-                    clipped = float(np.abs(acts[i] - np.clip(acts[i], -1, 1)).sum())
-                    pre = Intervention("sanitise", (), clipped, "action clipped to [-1, 1]")
-            d = self.projectors[i].project(snap, prop)
+            ok, pre = notes[i]
+            d = self.projectors[i].project(snap, proposals[i] if ok else current.copy())
             targets[i] = d.target
             halted[i] = d.halted
             risk.append(_info(d, pre, raw[i]))
-        executed = base.weights_to_action(targets)  # type: ignore[attr-defined]
+        executed = base.weights_to_action(targets)
         if urgency is not None:
             executed = np.concatenate([executed, urgency], axis=1)
         obs, rewards, terms, truncs, infos = self.env.step(executed)
@@ -292,7 +349,7 @@ class RiskVectorWrapper(VectorWrapper):
         if np.any(halted):
             terms |= halted
             reasons[halted] = "halt"
-            base.end_episodes(halted)  # type: ignore[attr-defined]  # autoreset these at the next step
+            base.end_episodes(halted)  # autoreset these at the next step
         infos = dict(infos)
         infos["risk"] = risk
         infos["termination_reason"] = reasons
