@@ -34,8 +34,8 @@ class BarBatch:
 class FeedDown(Exception):
     """Retry budget exhausted, exchange status maintenance / cancel_only, persistent errors."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
         self.reason = reason  # "exchange_down" | "maintenance" | "cancel_only" | "stale" | ...
 
 
