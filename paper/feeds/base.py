@@ -28,7 +28,8 @@ class BarBatch:
     trades: np.ndarray | None  # (N,) trade counts where the source has them
     spread: np.ndarray | None  # (N,) relative full spread from ticker / book top at fetch time, NaN unknown
     raw_hash: str  # sha256 hex of the canonical raw payload(s) this batch was built from
-    flags: tuple[str, ...] = ()  # feed findings, e.g. "missing:BTC", "duplicate:ETH", "out_of_order:ETH", "bad_price:SOL"
+    # feed findings, e.g. "missing:BTC", "duplicate:ETH", "out_of_order:ETH", "bad_price:SOL"
+    flags: tuple[str, ...] = ()
 
 
 class FeedDown(Exception):
