@@ -9,7 +9,8 @@ One decision table, shared by every ccxt call a feed makes (`guarded_call`):
 |                                                                        | ``EGeneral:Too many requests``)   |
 | ``ExchangeNotAvailable`` (HTTP 5xx, ``EService:Unavailable``/``Busy``) | retry, within the same budget     |
 | any of the above after ``retries`` retries                             | ``FeedDown("exchange_down")``     |
-| ``OnMaintenance``                                                      | ``FeedDown("maintenance")`` at once |
+| ``OnMaintenance`` (``EService:Market in cancel_only mode``, ...)      | FeedDown at once: ``maintenance``, |
+|                                                                        | ``cancel_only`` or ``post_only``  |
 | ``BadResponse`` / ``NullResponse`` (garbled body, HTML page, no JSON)  | one retry, then FeedDown      |
 |                                                                        | ``("bad_response")``              |
 | ``AuthenticationError`` / ``PermissionDenied`` (never expected: no keys) | ``FeedDown("auth")``, no retry  |
@@ -76,8 +77,9 @@ def reason_of(exc: FatalExchangeError) -> str:
     import ccxt
 
     cause = exc.__cause__
-    if isinstance(cause, ccxt.OnMaintenance):
-        return "maintenance"
+    if isinstance(cause, ccxt.OnMaintenance):  # Kraken: "EService:Market in cancel_only mode" and the like
+        text = str(cause)
+        return next((s for s in ("cancel_only", "post_only") if s in text), "maintenance")
     if isinstance(cause, ccxt.BadResponse):
         return "bad_response"
     if isinstance(cause, ccxt.AuthenticationError | ccxt.PermissionDenied | ccxt.AccountSuspended):
