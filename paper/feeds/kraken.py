@@ -256,7 +256,9 @@ class KrakenFeed:
 
     def _series(self, asset: str, start: int, end: int) -> RawBars:
         """One asset's stored bars in [start, end], extended by OHLC rows for the hours after the store's last."""
-        stored = self.store.read("kraken", pair_key(asset, "USD"), start, end) if self.store else None
+        pair = pair_key(asset, "USD")
+        in_store = self.store is not None and ("kraken", pair) in self.store.series()
+        stored = self.store.read("kraken", pair, start, end) if self.store is not None and in_store else None
         have = int(stored.timestamps[-1]) if stored is not None and stored.timestamps.size else start - HOUR
         parts = [stored] if stored is not None and stored.timestamps.size else []
         if have < end:

@@ -278,6 +278,8 @@ DATA_FAULTS: list[tuple[str, str, Any, tuple[str, ...], str]] = [
     ("duplicate_identical", "BTC", _dup, ("duplicate:BTC",), "kept"),
     ("duplicate_conflicting", "ETH", _dup_conflict, ("duplicate:ETH",), "nan"),
     ("no_trade_row", "BTC", _no_trade, ("no_trades:BTC",), "nan"),
+    # BTC's running bar is still the asked hour while ETH has moved on: BTC's running row is never used
+    ("running_bar_only", "BTC", lambda rows: [r for r in rows if r[0] <= T], ("missing:BTC",), "nan"),
 ]
 
 
@@ -398,6 +400,17 @@ def test_history_backfills_beyond_720_hours_from_the_store(tmp_path: Path) -> No
     session.log.clear()
     _assert_same(feed.history(END - 500 * H, 100), _expected(END - 599 * H, END - 500 * H))
     assert session.log == []
+
+
+def test_history_takes_an_asset_missing_from_the_store_from_ohlc(tmp_path: Path) -> None:
+    session = KrakenReplay(END + 1800)
+    store = BarStore(tmp_path / "store", clock=lambda: "2023-04-01T00:00:00Z")
+    raw = raw_bars("BTC")
+    store.append("kraken", "BTC-USD", raw.take(raw.timestamps <= END - 100 * H), "kraken_csv")
+    feed = KrakenFeed(("BTC", "ETH"), exchange=kraken_exchange(session), min_interval_ms=5, store=store.root,
+                      sleep=lambda s: None, now=lambda: session.now)  # fmt: skip
+    _assert_same(feed.history(END - H, 300), _expected(END - 300 * H, END - H))
+    assert [q["pair"] for _, q in session.log] == ["XXBTZUSD", "XETHZUSD"]
 
 
 def test_history_refuses_holes_and_unclosed_bars(tmp_path: Path) -> None:
