@@ -303,6 +303,15 @@ def test_crossed_book_is_flagged_and_its_spread_reported() -> None:
     b = feed.next_bar(AFTER)
     assert b is not None and b.flags == ("crossed_book:ETH",) and b.spread is not None
     assert math.isnan(b.spread[0]) and b.spread[1] == pytest.approx(-0.5 / 100.25)
+    # a locked book (bid == ask) is flagged too; one tick apart is not
+    feed, session, _ = make_feed()
+    session.ticker_override = {
+        "XXBTZUSD": {"a": ["30300.0"], "b": ["30300.0"]},
+        "XETHZUSD": {"a": ["2.0"], "b": ["1.9"]},
+    }
+    b = feed.next_bar(AFTER)
+    assert b is not None and b.flags == ("crossed_book:BTC",) and b.spread is not None
+    assert b.spread[0] == 0.0 and b.spread[1] == pytest.approx(0.1 / 1.95)
 
 
 def test_raw_hash_changes_with_the_payload() -> None:
