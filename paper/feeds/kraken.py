@@ -42,7 +42,7 @@ import numpy as np
 from envs.data.align import align_bars, iso
 from envs.data.download import parse_kraken_ohlc
 from envs.data.market import HOUR, MarketData
-from envs.data.pairs import load_pairs, pair_info
+from envs.data.pairs import canonical_asset, load_pairs, pair_info
 from envs.data.store import BarStore, pair_key
 from envs.data.validation import RawBars, validate_raw
 from envs.errors import ConfigError, DataError
@@ -90,7 +90,9 @@ def _pair_rows(result: Mapping[str, Any], names: Sequence[str], what: str) -> li
 
 
 class KrakenFeed:
-    """The `paper.feeds.base.Feed` of Kraken spot ``<asset>/USD`` pairs (see the module docstring).
+    """The `paper.feeds.base.Feed` of Kraken spot pairs (see the module docstring).
+
+    ``assets`` are tickers (``BTC``: its USD pair) or Kraken pair names (``XBTUSDT``).
 
     ``exchange`` is a ccxt ``kraken`` object (built here when None, with ``config`` as its
     options); ``store`` the Parquet bar store for `history`; ``sleep``, ``rng`` and ``now``
@@ -119,6 +121,7 @@ class KrakenFeed:
         if len(set(self.assets)) != len(self.assets):
             raise ConfigError(f"feed.kraken.assets: duplicate asset in {list(assets)}")
         self._names = {i.asset: (i.rest_name, i.altname) for i in infos}
+        self._quotes = {i.asset: canonical_asset(i.quote) for i in infos}  # ZUSD -> USD: the store's pair key
         if exchange is None:
             import ccxt
 
@@ -256,7 +259,7 @@ class KrakenFeed:
 
     def _series(self, asset: str, start: int, end: int) -> RawBars:
         """One asset's stored bars in [start, end], extended by OHLC rows for the hours after the store's last."""
-        pair = pair_key(asset, "USD")
+        pair = pair_key(asset, self._quotes[asset])
         in_store = self.store is not None and ("kraken", pair) in self.store.series()
         stored = self.store.read("kraken", pair, start, end) if self.store is not None and in_store else None
         have = int(stored.timestamps[-1]) if stored is not None and stored.timestamps.size else start - HOUR

@@ -24,6 +24,7 @@ from envs.errors import ConfigError, DataError
 from paper.feeds.base import BarBatch, Feed, FeedDown
 from paper.feeds.faults import RetryPolicy
 from paper.feeds.kraken import KrakenFeed, canonical_hash
+from tests.data.replay import KRAKEN_API, recorded
 from tests.paper.kraken_replay import END, PAIRS, H, KrakenReplay, kraken_exchange, raw_bars
 
 AFTER = END - 30 * H  # next_bar(AFTER) asks for the bar at AFTER + 1 h
@@ -94,6 +95,35 @@ def test_next_bar_is_kraken_closed_bar_with_spread_and_hash() -> None:
     np.testing.assert_array_equal(b.spread, want)
     assert b.raw_hash == canonical_hash(feed.last_payload) and len(b.raw_hash) == 64
     feed.close()
+
+
+def test_verbatim_recorded_ohlc_and_ticker_responses() -> None:
+    """ccxt's recorded Kraken OHLC response (XBTUSDT 1h, 2024-01-30, trimmed by ccxt: a jump of 44 h after
+    1706641200) and nautilus_trader's recorded XBTUSDT ticker, served verbatim whatever the query."""
+    import json
+
+    case = next(c for c in json.loads((KRAKEN_API / "ccxt" / "kraken_http_responses.json").read_text())["cases"]
+                if c["method"] == "fetchOHLCV")  # fmt: skip
+    rows = case["httpResponse"]["result"]["XBTUSDT"]
+    session = KrakenReplay(1706799600 + 1800)
+    session.route("/0/public/OHLC", lambda q: case["httpResponse"])
+    session.route("/0/public/Ticker", lambda q: recorded("http_ticker.json"))
+    feed = KrakenFeed(("XBTUSDT",), exchange=kraken_exchange(session), min_interval_ms=5, sleep=lambda s: None,
+                      now=lambda: session.now)  # fmt: skip
+    assert feed.assets == ("BTC",)
+    for k, row in enumerate(rows[:-1]):
+        b = feed.next_bar(int(row[0]) - H)
+        assert b is not None and b.hour == row[0] and b.flags == () and b.trades is not None
+        got = [b.open[0], b.high[0], b.low[0], b.close[0], b.volume[0], b.trades[0]]
+        assert got == [float(row[i]) for i in (1, 2, 3, 4, 6)] + [float(row[7])], k
+        assert b.spread is not None and b.spread[0] == pytest.approx(0.1 / 105944.25)
+    # the hours ccxt trimmed out: Kraken has moved on (its running bar is 1706799600), so they are missing
+    b = feed.next_bar(1706641200)
+    assert b is not None and b.flags == ("missing:BTC",) and np.isnan(b.close[0])
+    session.now += 2 * H  # our clock says 1706799600 has closed; the payload's last row (running) says not
+    n = len(session.log)
+    assert feed.next_bar(1706799600 - H) is None  # the last row is Kraken's running bar, never taken
+    assert len(session.log) == n + 2  # status and OHLC were asked
 
 
 def test_not_yet_closed_or_published_gives_none_and_never_invents_a_bar() -> None:
