@@ -87,29 +87,55 @@ def call_with_retry(
     max_backoff_s: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
     what: str = "",
+    jitter: float = 0.0,
+    rng: Callable[[], float] | None = None,
+    retry_once: tuple[type[BaseException], ...] = (),
+    no_retry: tuple[type[BaseException], ...] = (),
     **kwargs: Any,
 ) -> T:
     """``fn(*args, **kwargs)``, retrying ccxt's transient errors with exponential backoff.
 
-    Waits ``backoff_s * 2**k`` (capped) after the k-th failure; after ``retries`` retries
-    raises RetryableExchangeError. Permanent ccxt errors (bad symbol, authentication)
-    raise FatalExchangeError at once; both name ``what``.
+    Waits ``backoff_s * 2**k`` (capped at ``max_backoff_s``) after the k-th failure, shortened
+    by a random fraction up to ``jitter`` (``rng()`` in [0, 1); so that restarted clients do
+    not retry in step, and the cap still holds); after ``retries`` retries raises
+    RetryableExchangeError. ``retry_once`` names non-transient ccxt errors worth exactly one
+    more try (a garbled response); ``no_retry`` names transient-looking ones that must not
+    be retried (``OnMaintenance``). Permanent ccxt errors (bad symbol, authentication)
+    raise FatalExchangeError at once; every error names ``what``.
     """
+    import random
+
     import ccxt
 
+    draw = rng or random.random
     attempt = 0
+    once_used = False
+
+    def wait(exc: BaseException) -> None:
+        nonlocal attempt
+        delay = min(backoff_s * 2**attempt, max_backoff_s)
+        if jitter:
+            delay *= 1.0 - jitter * draw()
+        log.warning("%s: %s (%s), retry %d/%d in %.1f s", what, type(exc).__name__, exc, attempt + 1, retries, delay)
+        sleep(delay)
+        attempt += 1
+
     while True:
         try:
             return fn(*args, **kwargs)
+        except no_retry as exc:
+            raise FatalExchangeError(f"{what}: {type(exc).__name__}: {exc}") from exc
         except ccxt.NetworkError as exc:
             if attempt >= retries:
                 raise RetryableExchangeError(
                     f"{what}: gave up after {retries} retries: {type(exc).__name__}: {exc}"
                 ) from exc
-            wait = min(backoff_s * 2**attempt, max_backoff_s)
-            log.warning("%s: %s (%s), retry %d/%d in %.1f s", what, type(exc).__name__, exc, attempt + 1, retries, wait)
-            sleep(wait)
-            attempt += 1
+            wait(exc)
+        except retry_once as exc:
+            if once_used or attempt >= retries:
+                raise FatalExchangeError(f"{what}: {type(exc).__name__} twice: {exc}") from exc
+            once_used = True
+            wait(exc)
         except ccxt.BadSymbol as exc:
             raise DataError(f"{what}: the exchange does not list this pair: {exc}") from exc
         except ccxt.BaseError as exc:

@@ -65,12 +65,20 @@ class ReplaySession(requests.Session):
         self.failures: list[str] = []
         self.interrupt_after: int | None = None  # raise KeyboardInterrupt at this request number
         self.interrupt_on: str = ""  # ... counting only paths containing this text
+        self.sent_headers: list[dict[str, str]] = []  # the headers of every request, in order (credential checks)
 
     def route(self, path: str, handler: Callable[[dict[str, str]], Any]) -> None:
         self.routes[path] = handler
 
     def fail_next(self, *kinds: str) -> None:
-        """Queue failures for the next requests: ``timeout``, ``503``, ``429``, ``kraken_busy``, ``kraken_rate``."""
+        """Queue failures for the next requests.
+
+        ``timeout`` (read timeout), ``reset`` (connection reset), an HTTP status code
+        (``429``, ``500``, ``502``, ``503``, ``504``, ``520``), ``malformed`` (a JSON body cut
+        short), ``html`` (a Cloudflare-style HTML page with HTTP 200), ``empty`` (HTTP 200, no
+        body), ``kraken_busy`` / ``kraken_rate`` or ``kraken:<error>`` (Kraken's
+        ``{"error": [...]}`` with HTTP 200).
+        """
         self.failures.extend(kinds)
 
     def count(self, text: str) -> int:
@@ -83,21 +91,40 @@ class ReplaySession(requests.Session):
                 and self.count(self.interrupt_on) >= self.interrupt_after):  # fmt: skip
             raise KeyboardInterrupt(f"replay: killed before request {self.interrupt_after + 1} to {parsed.path}")
         self.log.append((parsed.path, query))
+        self.sent_headers.append({str(k): str(v) for k, v in (kwargs.get("headers") or {}).items()})
         if self.failures:
-            kind = self.failures.pop(0)
-            if kind == "timeout":
-                raise requests.exceptions.ReadTimeout(f"replay: read timed out on {parsed.path}")
-            if kind in ("503", "429"):
-                return _response(int(kind), "Service Unavailable" if kind == "503" else "Too Many Requests", str(url))
-            if kind == "kraken_busy":
-                return _response(200, json.dumps({"error": ["EService:Unavailable"]}), str(url))
-            if kind == "kraken_rate":
-                return _response(200, json.dumps({"error": ["EAPI:Rate limit exceeded"]}), str(url))
-            raise Injected(kind)
+            return _fault(self.failures.pop(0), parsed.path, str(url))
         handler = self.routes.get(parsed.path)
         if handler is None:
             return _response(404, json.dumps({"error": [f"replay: no route for {parsed.path}"]}), str(url))
         return _response(200, json.dumps(handler(query)), str(url))
+
+
+_KRAKEN_ERRORS = {"kraken_busy": "EService:Unavailable", "kraken_rate": "EAPI:Rate limit exceeded"}
+
+
+def _fault(kind: str, path: str, url: str) -> requests.Response:
+    """The injected failure ``kind`` (see `ReplaySession.fail_next`): a response, or the exception requests raises."""
+    if kind == "timeout":
+        raise requests.exceptions.ReadTimeout(f"replay: read timed out on {path}")
+    if kind == "reset":
+        raise requests.exceptions.ConnectionError(f"replay: connection reset by peer on {path}")
+    if kind.isdigit():
+        return _response(int(kind), _REASONS.get(int(kind), "Error"), url)
+    if kind == "malformed":
+        return _response(200, '{"error":[],"result":{"XXBTZUSD":[[1680307200,"28465.1","28', url)
+    if kind == "html":
+        return _response(200, "<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title>", url)
+    if kind == "empty":
+        return _response(200, "", url)
+    if kind in _KRAKEN_ERRORS or kind.startswith("kraken:"):
+        error = _KRAKEN_ERRORS.get(kind) or kind.split(":", 1)[1]
+        return _response(200, json.dumps({"error": [error]}), url)
+    raise Injected(kind)
+
+
+_REASONS = {200: "OK", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+            503: "Service Unavailable", 504: "Gateway Timeout", 520: "Web Server Returned an Unknown Error"}  # fmt: skip
 
 
 def _response(status: int, text: str, url: str) -> requests.Response:
@@ -105,7 +132,7 @@ def _response(status: int, text: str, url: str) -> requests.Response:
     r.status_code = status
     r._content = text.encode()
     r.url = url
-    r.reason = {200: "OK", 404: "Not Found", 429: "Too Many Requests", 503: "Service Unavailable"}.get(status, "")
+    r.reason = _REASONS.get(status, "")
     r.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
     return r
 
