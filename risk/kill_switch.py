@@ -121,6 +121,9 @@ class MarketSignals:
         self.integrity_bad = (
             np.zeros(close.shape, dtype=bool) if market.integrity_ok is None else ~market.integrity_ok & self.listed
         )
+        # breadth counts the market triggers only: one asset's failed integrity check blocks that
+        # asset (and engages the switch when held), it is not evidence of a market-wide event
+        n_market_firing = (market_hit & self.listed).sum(axis=1)
         market_hit = market_hit | self.integrity_bad
         self._asset_flag = np.where(self.listed, market_hit, market.tradable)
         self._held_flag = ~self.listed | (self.stale_hours > limits.max_stale_hours) | self.integrity_bad
@@ -129,7 +132,7 @@ class MarketSignals:
         n_listed = self.listed.sum(axis=1)
         denom = np.maximum(n_listed, 1)
         self.n_listed = n_listed
-        self.n_firing = (self._asset_flag & self.listed).sum(axis=1)
+        self.n_firing = n_market_firing
         self.n_missing = (self.listed & ~real).sum(axis=1)
         self.market_wide = (self.n_firing > 0) & (self.n_firing / denom >= limits.kill_switch_breadth)
         self.exchange_down = (n_listed >= 2) & (self.n_missing / denom >= limits.exchange_down_share)

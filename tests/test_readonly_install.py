@@ -6,7 +6,7 @@ neither the package's ``__pycache__`` nor the user-wide cache (``$HOME/.cache/nu
 writable and ``NUMBA_CACHE_DIR`` is unset; `envs.numba_utils.njit` then compiles without a
 cache. Root ignores permission bits, so the read-only install is real: a copy of the
 packages and of ``$HOME`` under a read-only bind mount inside a private mount namespace
-(``unshare -m``). Where that mechanism is missing (no ``unshare``, no right to create a
+(``unshare --map-root-user -m``, which works for root and for other users). Where that mechanism is missing (no ``unshare``, no right to create a
 namespace) the test fails and says why; it never skips silently.
 """
 
@@ -78,7 +78,9 @@ def _run(tree: Path, what: str) -> subprocess.CompletedProcess[str]:
         pytest.fail("unshare (util-linux) is not installed: cannot build the read-only install this test needs")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "XDG_", "PYTHON"))}
     env.update(HOME=str(tree / "home"), PYTHONPATH=str(tree / "site"))
-    cmd = [unshare, "-m", "--propagation", "private", "sh", "-c", MOUNT, "sh", str(tree), sys.executable, SCRIPT, what]
+    # --map-root-user: a user namespace too, so that a non-root user may create the mount namespace
+    cmd = [unshare, "--map-root-user", "-m", "--propagation", "private",
+           "sh", "-c", MOUNT, "sh", str(tree), sys.executable, SCRIPT, what]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     if "unshare failed" in done.stderr or "mount:" in done.stderr:
         pytest.fail(f"cannot create a read-only bind mount here (needs root or user namespaces): {done.stderr[-500:]}")

@@ -13,12 +13,15 @@ Per bar and asset (all rules causal: row t uses bars <= t only):
 - **runs**: consecutive flagged bars; a run of ``min_run`` or more hours marks its bars
   (from the ``min_run``-th on) as not OK.
 - **gaps**: hours inside an asset's life with no bar (``MarketData.filled``): reported;
-  the kill switch's staleness rule already handles them.
-- **stale**: ``stale_hours`` or more consecutive bars with O=H=L=C equal to the previous
-  close and zero volume (a frozen feed): not OK.
-- **spikes**: |log return| beyond ``spike_z`` robust z-scores (median / 1.4826 MAD of the
-  previous ``spike_window`` returns); not OK unless the references confirm the move (no
-  discrepancy at that bar). Without reference data for the bar, a spike is not OK.
+  the kill switch's staleness rule (``max_stale_hours``) handles them, so they are not
+  counted again as stale here.
+- **stale**: ``stale_hours`` or more consecutive real (not gap-filled) bars with O=H=L=C
+  equal to the previous close and zero volume (a frozen feed): not OK.
+- **spikes**: |log return − m| / max(1.4826 · d, ``spike_floor``) beyond ``spike_z``, where m
+  is the trailing ``spike_window`` median of the returns and d the trailing median of each
+  return's distance to its own trailing median (a robust scale; the floor keeps a jump after
+  a flat stretch a spike); not OK unless the references confirm the move (no discrepancy at
+  that bar). Without reference data for the bar, a spike is not OK.
 
 ``integrity_ok = ~(long discrepancy run | stale | unconfirmed spike)``; bars without any
 reference stay OK on the discrepancy rule. `IntegrityReport.table` and `.plot` give the
@@ -55,6 +58,7 @@ class IntegrityConfig:
     stale_hours: int = 6  # this many flat zero-volume bars in a row mark bars not OK
     spike_z: float = 10.0  # robust z-score of the log return above which a bar is a spike
     spike_window: int = 168  # trailing hours of the robust z-score
+    spike_floor: float = 0.001  # smallest scale (log return) of the z-score: a jump after a flat stretch still counts
 
     def __post_init__(self) -> None:
         checks = {
@@ -64,6 +68,7 @@ class IntegrityConfig:
             "stale_hours": self.stale_hours >= 1,
             "spike_z": self.spike_z > 0,
             "spike_window": self.spike_window >= 10,
+            "spike_floor": self.spike_floor > 0,
         }
         for name, ok in checks.items():
             if not ok:
@@ -230,13 +235,13 @@ def check_market(
         # stale: flat bar at the previous close with zero volume
         prev = np.vstack([np.full((1, shape[1]), np.nan), close[:-1]])
         flat = ((market.open == market.high) & (market.high == market.low) & (market.low == close)
-                & (close == prev) & (market.volume == 0))  # fmt: skip
+                & (close == prev) & (market.volume == 0) & ~market.filled)  # fmt: skip
         stale = run_lengths(flat) >= cfg.stale_hours
         # spikes: robust z of the log return vs the previous spike_window returns
         rets = np.log(close / prev)
         med = _rolling(rets, cfg.spike_window, "median")
         mad = _rolling(np.abs(rets - np.nan_to_num(med)), cfg.spike_window, "median")
-        z = np.abs(rets - med) / (1.4826 * mad)
+        z = np.abs(rets - med) / np.maximum(1.4826 * mad, cfg.spike_floor)
         spike_raw = np.isfinite(z) & (z > cfg.spike_z) & real
         spike = spike_raw & (discrepancy | ~np.isfinite(ref_close))
     gap = np.isfinite(close) & market.filled

@@ -20,6 +20,7 @@ loop per trade (several million trades per second).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from envs.data.market import HOUR
 from envs.data.validation import RawBars
@@ -78,9 +79,22 @@ def trades_to_bars(
     )
 
 
-def complete_before(time_ms: np.ndarray, interval_s: int = HOUR) -> int:
-    """Start (Unix s) of the bar holding the last trade: bars before it can get no more trades."""
-    if len(time_ms) == 0:
-        raise DataError("complete_before: no trades")
-    step = interval_s * 1000
-    return int(np.asarray(time_ms)[-1] // step * interval_s)
+def aggregate_trades(timestamps: np.ndarray, prices: np.ndarray, amounts: np.ndarray,
+                     interval_s: int = HOUR) -> pd.DataFrame:
+    """Trades -> bars as a DataFrame indexed by the bar start (UTC): open, high, low, close, volume, trades.
+
+    ``timestamps`` are Unix seconds (float, as Kraken's Trades endpoint gives them), in
+    exchange order. The same aggregation as `trades_to_bars` (which takes ccxt's integer
+    milliseconds): times are floored to the millisecond, so a trade stamped exactly on a
+    boundary opens the bar that starts there. Hours without a trade have no row.
+    """
+    t = np.asarray(timestamps, dtype=np.float64)
+    if t.ndim != 1 or not np.all(np.isfinite(t)):
+        raise DataError("aggregate_trades: timestamps: expected a 1-D array of finite Unix seconds")
+    bars = trades_to_bars(np.floor(t * 1000.0).astype(np.int64), prices, amounts, interval_s)
+    index = pd.DatetimeIndex(pd.to_datetime(bars.timestamps, unit="s", utc=True), name="time")
+    return pd.DataFrame(
+        {"open": bars.open, "high": bars.high, "low": bars.low, "close": bars.close,
+         "volume": bars.volume, "trades": bars.trades.astype(np.int64)},
+        index=index,
+    )

@@ -115,3 +115,54 @@ def test_integrity_mask_engages_the_kill_switch() -> None:
 
     switch = KillSwitch()
     assert switch.update(hits, int(market.timestamps[150])) and switch.engaged and switch.reasons == ["data_integrity"]
+
+
+def test_one_assets_integrity_failure_is_not_a_market_wide_event() -> None:
+    """A failed check on one unheld asset blocks that asset only, even where one asset is above
+    the breadth share (2 assets: 1 of 2 >= 0.25): breadth counts the market triggers alone."""
+    from risk.kill_switch import MarketSignals
+    from risk.limits import RiskLimits
+
+    m = make_tiny_market(n_bars=200, assets=("BTC", "ETH"), seed=3)
+    ok = np.ones(m.close.shape, dtype=bool)
+    ok[150, 1] = False
+    sig = MarketSignals(replace(m, integrity_ok=ok), RiskLimits())
+    plain = MarketSignals(m, RiskLimits())
+    np.testing.assert_array_equal(sig.engage, plain.engage)
+    np.testing.assert_array_equal(sig.n_firing, plain.n_firing)
+    assert sig.blocked(150)[1] and not sig.blocked(150)[0]
+
+
+def test_integrity_mask_uses_no_future_bars() -> None:
+    """The mask at bar t is the same whether the data ends at t or runs on (time contract)."""
+    m, ref = _pair(n=700, seed=4)
+    close = m.close.copy()
+    close[600:604, 0] *= 1.02  # a discrepancy run
+    close[650, 1] *= 1.5  # a spike the reference does not confirm
+    market = replace(m, close=close, high=np.maximum(m.high, close), low=np.minimum(m.low, close))
+    full = check_market(market, {"binance": ref}).ok
+    for end in (560, 601, 603, 620, 651, 690):
+        cut = market.slice(0, end + 1)
+        part = Reference(close=ref.close[: end + 1], high=ref.high[: end + 1], low=ref.low[: end + 1])
+        np.testing.assert_array_equal(check_market(cut, {"binance": part}).ok, full[: end + 1], err_msg=f"end={end}")
+    assert not full.all()  # the injected faults were flagged
+
+
+def test_a_jump_after_a_flat_stretch_is_a_spike_and_gap_fills_are_not_stale() -> None:
+    m, ref = _pair(n=600, seed=5)
+    close = m.close.copy()
+    close[100:460, 0] = close[99, 0]  # 360 hours without a price change (MAD 0) ...
+    close[460:, 0] = close[99, 0] * 1.5  # ... then +50 %, which the reference does not show
+    market = replace(m, close=close, open=close, high=close, low=close)
+    report = check_market(market, {"binance": ref})
+    assert not report.ok[460, 0]
+
+    filled = m.filled.copy()
+    filled[300:310, 1] = True  # a 10-hour gap, marked as the loaders mark it: flat, zero volume
+    c = m.close.copy()
+    c[300:310, 1] = c[299, 1]
+    vol = m.volume.copy()
+    vol[300:310, 1] = 0.0
+    gap = replace(m, close=c, open=np.where(filled, c, m.open), high=np.where(filled, c, m.high),
+                  low=np.where(filled, c, m.low), volume=vol, filled=filled)
+    assert check_market(gap, {}).ok[300:310, 1].all()  # the kill switch's max_stale_hours owns gaps

@@ -153,3 +153,23 @@ def test_load_store_errors_name_the_problem(tmp_path: Path) -> None:
         load_store(tmp_path, assets=["ETH"])
     with pytest.raises(DataError, match="unknown pair"):
         load_store(tmp_path, assets=["NOPE"])
+
+
+def test_aggregate_trades_interface_of_architecture_md() -> None:
+    """`envs.data.trades.aggregate_trades` (float seconds in, DataFrame out), hand-computed."""
+    import pandas as pd
+
+    from envs.data.trades import aggregate_trades
+
+    h = 1_700_000_000 // 3600 * 3600
+    ts = np.array([h + 10.5, h + 1000.25, h + 3599.999, h + 3600.0, h + 3 * 3600 + 1.0])
+    px = np.array([100.0, 105.0, 99.0, 101.0, 102.0])
+    qty = np.array([1.0, 0.5, 2.0, 0.25, 1.0])
+    bars = aggregate_trades(ts, px, qty)
+    assert list(bars.columns) == ["open", "high", "low", "close", "volume", "trades"]
+    assert list(bars.index) == [pd.Timestamp(h, unit="s", tz="UTC"), pd.Timestamp(h + 3600, unit="s", tz="UTC"),
+                                pd.Timestamp(h + 3 * 3600, unit="s", tz="UTC")]  # no row for the empty hour
+    assert bars.iloc[0].tolist() == [100.0, 105.0, 99.0, 99.0, 3.5, 3]  # h + 3599.999 stays in the first hour
+    assert bars.iloc[1].tolist() == [101.0, 101.0, 101.0, 101.0, 0.25, 1]  # on the boundary: opens the next
+    with pytest.raises(DataError, match="timestamps"):
+        aggregate_trades(np.array([np.nan]), np.array([1.0]), np.array([1.0]))
