@@ -155,8 +155,19 @@ class Downloader:
             raise DataError(f"{name}: no market {symbol} (asset {asset}) on this exchange")
         return ex, symbol, str(ex.market(symbol)["id"])
 
-    def _begin(self, exchange: str, pair: str, start: int) -> int:
+    def _begin(self, exchange: str, pair: str, start: int, s: SeriesSummary) -> int:
+        """First hour to fetch: after the last stored bar (the store is append-only).
+
+        Hours before a series' first stored bar are not back-filled: asking for an earlier
+        ``start`` than the store holds says so (log and the summary's note) instead of
+        silently fetching nothing.
+        """
         last = self.store.last_timestamp(exchange, pair)
+        first = self.store.first_timestamp(exchange, pair)
+        if first is not None and start < first:
+            s.note = (f"not back-filled: the store's {exchange} {pair} starts at {iso(first)}, after start "
+                      f"{iso(start)}; an earlier history needs a new store")
+            log.warning("%s", s.note)
         return start if last is None or last < start else last + HOUR
 
     def _finish(self, s: SeriesSummary, start: int, end: int, t0: float) -> SeriesSummary:
@@ -201,7 +212,7 @@ class Downloader:
             tail = [tuple(r) for r in state["tail"]]
             begin = int(state["begin"])
         else:
-            begin = self._begin("kraken", pair, start)
+            begin = self._begin("kraken", pair, start, s)
             cursor, tail = None, []
         if begin >= end:
             return self._finish(s, start, end, t0)
@@ -269,7 +280,7 @@ class Downloader:
         pair = pair_key(asset, quote)
         s = SeriesSummary("kraken", pair, "ohlc")
         ex, symbol, market_id = self.market_id("kraken", asset, quote)
-        begin = self._begin("kraken", pair, start)
+        begin = self._begin("kraken", pair, start, s)
         if begin > end:
             return self._finish(s, start, end, t0)
         resp = self._call(f"kraken {symbol} OHLC", ex.publicGetOHLC,
@@ -296,7 +307,7 @@ class Downloader:
         ex, symbol, _ = self.market_id(exchange, asset, quote)
         if symbol != ccxt_symbol(exchange, asset):  # pragma: no cover - one mapping rule
             raise DataError(f"{exchange}: symbol mapping mismatch for {asset}")
-        begin = self._begin(exchange, pair, start)
+        begin = self._begin(exchange, pair, start, s)
         last_closed = min(end, _hour_floor(self.now()) - HOUR)
         bar = _progress((last_closed - begin) // HOUR + 1, f"{exchange} {pair}", self.progress)
         since = begin

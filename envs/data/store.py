@@ -141,9 +141,28 @@ class BarStore:
                 if doc.get("format") != FORMAT or "partitions" not in doc:
                     raise DataError(f"{path}: expected a store manifest of format {FORMAT}, got {doc.get('format')!r}")
                 self._manifest = doc
+                self._finish_pending()
             else:
                 self._manifest = {"format": FORMAT, "partitions": {}}
         return self._manifest
+
+    def _finish_pending(self) -> None:
+        """Complete or drop a partition write a crash interrupted (two-phase commit, see `append`).
+
+        The manifest names the new content (``pending``: key -> entry with its SHA-256) before
+        the partition file is replaced. If the file on disk has that checksum the write
+        happened and the entry is adopted; otherwise the file is still the old one and the
+        intent is dropped. Either way the manifest and the files agree again.
+        """
+        assert self._manifest is not None
+        pending = self._manifest.pop("pending", None)
+        if not pending:
+            return
+        for key, entry in pending.items():
+            path = self.root / key
+            if path.is_file() and sha256_file(path) == entry["sha256"]:
+                self._manifest["partitions"][key] = entry
+        self._save_manifest()
 
     def _save_manifest(self) -> None:
         atomic_write_bytes(self.root / MANIFEST, _json_bytes(self.manifest))
@@ -164,6 +183,10 @@ class BarStore:
         """Every (exchange, pair) with at least one partition."""
         return sorted({tuple(k.split("/")[:2]) for k in self.manifest["partitions"]})  # type: ignore[misc]
 
+    def first_timestamp(self, exchange: str, pair: str) -> int | None:
+        parts = self.partitions(exchange, pair)
+        return int(self.manifest["partitions"][parts[0]]["first"]) if parts else None
+
     def last_timestamp(self, exchange: str, pair: str) -> int | None:
         parts = self.partitions(exchange, pair)
         return int(self.manifest["partitions"][parts[-1]]["last"]) if parts else None
@@ -179,7 +202,9 @@ class BarStore:
             if digest != entry["sha256"]:
                 raise DataError(
                     f"store {self.root}: partition {key} is corrupted: SHA-256 {digest[:12]}… does not match the "
-                    f"manifest's {entry['sha256'][:12]}… (delete it and re-run the download)"
+                    f"manifest's {entry['sha256'][:12]}…: it changed after it was written (the store never leaves a "
+                    "half-written partition); rebuild this pair's series (remove its folder and manifest entries) "
+                    "or restore it from a copy"
                 )
         try:
             table = pq.read_table(path)
@@ -260,9 +285,8 @@ class BarStore:
             order = np.argsort(merged["timestamp"], kind="stable")
             merged = {c: merged[c][order] for c in COLUMNS}
             data = _table_bytes(merged)
-            atomic_write_bytes(self.root / key, data)
             srcs, counts = np.unique(merged["source"].astype(str), return_counts=True)
-            self.manifest["partitions"][key] = {
+            entry = {
                 "exchange": exchange,
                 "pair": pair,
                 "month": month,
@@ -273,6 +297,13 @@ class BarStore:
                 "sha256": hashlib.sha256(data).hexdigest(),
                 "fetched_at": self.clock(),
             }
+            # two-phase: the manifest names the new content first, then the file is replaced,
+            # then the entry is committed; a crash in between is finished at the next open
+            self.manifest["pending"] = {key: entry}
+            self._save_manifest()
+            atomic_write_bytes(self.root / key, data)
+            del self.manifest["pending"]
+            self.manifest["partitions"][key] = entry
             self._save_manifest()
             result.added += added
             touched.append(key)

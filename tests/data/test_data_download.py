@@ -167,3 +167,6 @@ def test_reference_exchanges_into_the_same_store(tmp_path: Path) -> None:
     # a re-run asks only for hours after the stored ones, and gets none
     bs.log.clear()
     assert dl.reference("binance", "BTC", start, end).bars_added == 0 and not bs.log
+    # an earlier start than the store holds is not back-filled, and the summary says so
+    earlier = dl.reference("binance", "BTC", start - 30 * 24 * H, end)
+    assert earlier.bars_added == 0 and "not back-filled" in earlier.note and "2023-01-01" in earlier.note

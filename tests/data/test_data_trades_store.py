@@ -173,3 +173,42 @@ def test_aggregate_trades_interface_of_architecture_md() -> None:
     assert bars.iloc[1].tolist() == [101.0, 101.0, 101.0, 101.0, 0.25, 1]  # on the boundary: opens the next
     with pytest.raises(DataError, match="timestamps"):
         aggregate_trades(np.array([np.nan]), np.array([1.0]), np.array([1.0]))
+
+
+@pytest.mark.parametrize("crash", ["before_file", "after_file"])
+def test_a_crash_inside_an_append_leaves_a_consistent_store(tmp_path: Path, monkeypatch, crash: str) -> None:
+    """Kill points around the partition write: the next open finishes or drops the write."""
+    import envs.data.store as store_mod
+
+    clock = lambda: "2024-01-01T00:00:00Z"  # noqa: E731
+    BarStore(tmp_path, clock=clock).append("kraken", "BTC-USD", _bars(24 * 10), "trades")
+    more = _bars(24 * 20, seed=1)  # overlaps the stored days and adds ten more, same month
+    real_write = store_mod.atomic_write_bytes
+
+    class Killed(Exception):
+        pass
+
+    def write(path: Path, data: bytes) -> None:
+        if path.suffix == ".parquet":
+            if crash == "after_file":
+                real_write(path, data)
+            raise Killed
+        real_write(path, data)
+
+    monkeypatch.setattr(store_mod, "atomic_write_bytes", write)
+    with pytest.raises(Killed):
+        BarStore(tmp_path, clock=clock).append("kraken", "BTC-USD", more, "trades")
+    monkeypatch.setattr(store_mod, "atomic_write_bytes", real_write)
+    reopened = BarStore(tmp_path, clock=clock)
+    assert reopened.verify() == []
+    assert "pending" not in reopened.manifest
+    rows = reopened.manifest["partitions"]["kraken/BTC-USD/2023-01.parquet"]["rows"]
+    assert rows == (24 * 20 if crash == "after_file" else 24 * 10)
+    # and the download goes on from there to the same store as an uninterrupted one
+    reopened.append("kraken", "BTC-USD", more, "trades")
+    clean = tmp_path / "clean"
+    ref = BarStore(clean, clock=clock)
+    ref.append("kraken", "BTC-USD", _bars(24 * 10), "trades")
+    ref.append("kraken", "BTC-USD", more, "trades")
+    key = "kraken/BTC-USD/2023-01.parquet"
+    assert (tmp_path / key).read_bytes() == (clean / key).read_bytes()
