@@ -92,6 +92,7 @@ def aggregate_trades(timestamps: np.ndarray, prices: np.ndarray, amounts: np.nda
     if t.ndim != 1 or not np.all(np.isfinite(t)):
         raise DataError("aggregate_trades: timestamps: expected a 1-D array of finite Unix seconds")
     bars = trades_to_bars(np.floor(t * 1000.0).astype(np.int64), prices, amounts, interval_s)
+    assert bars.trades is not None  # trades_to_bars always counts
     index = pd.DatetimeIndex(pd.to_datetime(bars.timestamps, unit="s", utc=True), name="time")
     return pd.DataFrame(
         {"open": bars.open, "high": bars.high, "low": bars.low, "close": bars.close,
