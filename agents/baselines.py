@@ -86,7 +86,7 @@ class BaselinePolicy:
         self.n_assets = int(base.n_assets)
         self.assets = tuple(base.market.assets)
         self.signal_names = tuple(base.core.signal_names)
-        self.taker_fee = float(base.config.taker_fee)
+        self.taker_fee = float(base.core.ledger.fee_table[2, 0])  # the fee model's base-tier taker rate
         self._bound = True
         self._on_bind()
         return self

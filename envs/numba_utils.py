@@ -17,9 +17,6 @@ from numba import njit as _numba_njit
 
 log = logging.getLogger(__name__)
 
-# ``_nrt=False``: no reference counting. With it every array view and every array passed
-# to a helper costs an atomic incref/decref pair, which took ~45% of a step; the kernels
-# allocate nothing (all buffers come from `BatchLedger`), so they need no runtime.
 _warned: list[str] = []  # functions compiled without cache (warn once)
 
 
@@ -54,6 +51,9 @@ def compiled_entry(dispatcher: Any, args: tuple[Any, ...]) -> Callable[..., Any]
     return dispatcher.compile(tuple(dispatcher.typeof_pyval(a) for a in args))  # type: ignore[no-any-return]
 
 
+# ``_nrt=False``: no reference counting. With it every array view and every array passed
+# to a helper costs an atomic incref/decref pair, which took ~45% of a step; the kernels
+# allocate nothing (all buffers come from `BatchLedger`), so they need no runtime.
 JIT: dict[str, Any] = {"cache": True, "error_model": "numpy", "nogil": True, "_nrt": False}
 # for kernels that allocate their scratch arrays (the risk projection): the runtime stays on
 JIT_ALLOC: dict[str, Any] = {"cache": True, "error_model": "numpy", "nogil": True}

@@ -115,7 +115,7 @@ def cost_inputs_from_env(base: Any, horizon: int) -> CostInputs:
     if core is None or cfg is None:
         return CostInputs.none(base.market.n_bars, base.market.n_assets)
     arrays = core.arrays
-    fee = cfg.taker_fee if cfg.fee_model == "flat" else float(core.ledger.fee_table[2, 0])
+    fee = float(core.ledger.fee_table[2, 0])  # the fee model's base-tier taker rate (flat: its one row)
     exp_return, name = None, None
     if core.signals is not None:
         k = signal_channel(core.signal_names, horizon)

@@ -82,6 +82,21 @@ class AccountState:
                              f"units {np.asarray(self.units).tolist()}")
         if self.hours < 0:
             raise ValueError(f"AccountState.hours: expected >= 0, got {self.hours!r}")
+        for name in ("units", "pending", "pending_price", "traded_window"):
+            value = np.asarray(getattr(self, name), dtype=np.float64)
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"AccountState.{name}: expected finite numbers, got {value.tolist()}")
+        if np.any(np.asarray(self.age) < 0):
+            raise ValueError(f"AccountState.age: expected bars >= 0, got {np.asarray(self.age).tolist()}")
+        resting = np.asarray(self.pending) != 0
+        if np.any(resting & ~(np.asarray(self.pending_price) > 0)):
+            raise ValueError("AccountState.pending_price: a resting order needs a limit price > 0, got "
+                             f"{np.asarray(self.pending_price).tolist()} "
+                             f"for pending {np.asarray(self.pending).tolist()}")
+        window = float(np.sum(self.traded_window))
+        if np.any(np.asarray(self.traded_window) < 0) or abs(self.volume_30d - window) > 1e-6 * max(1.0, window):
+            raise ValueError(f"AccountState.volume_30d: expected the sum of traded_window ({window!r}), "
+                             f"got {self.volume_30d!r}")
 
 
 @dataclass(frozen=True, eq=False)

@@ -57,11 +57,11 @@ def kraken_fee_schedule() -> list[tuple[float, float, float]]:
 
 @runtime_checkable
 class FeeModel(Protocol):
-    """What the execution step needs from a fee schedule."""
+    """What the execution step needs from a fee schedule: its tier table, the one source of the rates.
 
-    def rates(self, volume_30d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(maker, taker) rates, each shaped like ``volume_30d`` (trailing 30-day USD volume)."""
-        ...
+    The kernel, the numpy twin (`rates_from_table`) and the Decimal reference all read the
+    rates from this table, so no model can give two twins different rates.
+    """
 
     def tier_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(K,) volume thresholds (from 0, increasing), maker rates and taker rates of each tier."""
@@ -87,9 +87,16 @@ class TieredFees:
         return self.thresholds, self.maker_rates, self.taker_rates
 
     def rates(self, volume_30d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # float residue of the rolling window may leave the volume a hair below 0: tier 0, not -1
-        tier = np.maximum(np.searchsorted(self.thresholds, volume_30d, side="right") - 1, 0)
-        return self.maker_rates[tier], self.taker_rates[tier]
+        """(maker, taker) rates at ``volume_30d`` (`rates_from_table` on this model's table)."""
+        return rates_from_table(fee_table(self), volume_30d)
+
+
+def rates_from_table(table: np.ndarray, volume_30d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(maker, taker) rates of a (3, K) `fee_table` at each trailing 30-day USD volume: the last
+    tier whose threshold is <= the volume (the numpy twin of the kernel's ``fee_rates``)."""
+    # float residue of the rolling window may leave the volume a hair below 0: tier 0, not -1
+    tier = np.maximum(np.searchsorted(table[0], volume_30d, side="right") - 1, 0)
+    return table[1][tier], table[2][tier]
 
 
 class FlatFees(TieredFees):

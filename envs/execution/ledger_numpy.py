@@ -34,7 +34,7 @@ import numpy as np
 
 from envs.config import EnvConfig
 from envs.execution.arrays import ExecArrays
-from envs.execution.fees import FeeModel
+from envs.execution.fees import FeeModel, fee_table, rates_from_table
 from envs.execution.fills import limit_prices, traded_through
 from envs.execution.ledger import CASH_MARGIN, FEE_WINDOW
 from envs.execution.orders import (
@@ -119,6 +119,7 @@ class NumpyLedger:
         slippage: SlippageModel | None = None,
     ) -> None:
         self.a, self.rules, self.fee_model, self.cfg, self.n = arrays, rules, fees, config, n
+        self.fee_table = fee_table(fees)  # the same (3, K) tier table the kernel reads
         self.slippage = make_slippage_model(config) if slippage is None else slippage
         n_assets = arrays.price.shape[1]
         self.limit = config.order_type == "limit"
@@ -222,7 +223,7 @@ class NumpyLedger:
     # ------------------------------------------------------------- phases
     def fee_rates(self) -> tuple[np.ndarray, np.ndarray]:
         """(B,) maker and taker rates from the fee model's tier table at each row's 30-day volume."""
-        return self.fee_model.rates(self.volume_30d())
+        return rates_from_table(self.fee_table, self.volume_30d())
 
     def size_orders(self, target: np.ndarray, hold: np.ndarray, eq_before: np.ndarray,
                     urgency: np.ndarray | None = None) -> Bar:

@@ -110,3 +110,20 @@ def test_execute_hour_rejects_bad_input_naming_it(market):
         execute_hour(AccountState.initial(executor.config, 3, 20), None, executor, 20)
     with pytest.raises(ValueError, match="config differs"):
         execute_hour(state, None, executor, 20, {"window": 9})
+
+
+def test_execute_hour_rejects_an_inconsistent_account_naming_the_field(market):
+    from dataclasses import replace
+
+    executor = Executor(market, {"window": 8})
+    state = executor.initial_state(20)
+    n = market.n_assets
+    bad = {
+        "units": replace(state, units=np.r_[np.nan, np.zeros(n - 1)]),
+        "pending_price": replace(state, pending=np.r_[1.0, np.zeros(n - 1)], pending_price=np.zeros(n)),
+        "age": replace(state, age=np.r_[-1, np.zeros(n - 1, np.int64)]),
+        "volume_30d": replace(state, volume_30d=1e9),
+    }
+    for field, account in bad.items():
+        with pytest.raises(ValueError, match=rf"AccountState\.{field}"):
+            execute_hour(account, None, executor, 20)

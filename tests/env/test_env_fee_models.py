@@ -146,3 +146,14 @@ def test_the_hydra_preset_selects_the_legacy_schedule():
         cfg = compose(config_name="kraken_legacy_base")
     built = instantiate(cfg)
     assert built == EnvConfig(fee_model="kraken_legacy_base")
+
+
+@pytest.mark.parametrize(("model", "taker"), [("flat", 0.004), ("kraken_tiers", 0.004), ("kraken_legacy_base", 0.0026)])
+def test_the_cost_gate_and_the_baselines_read_the_fee_model_not_the_config(tiny_market, model, taker):
+    """Outside the kernel the taker rate comes from the fee model's table too (base tier)."""
+    from agents.baselines import BuyAndHold
+    from risk.cost_gate import cost_inputs_from_env
+
+    env = KrakenSpotEnv(tiny_market(seed=1, n_bars=80), window=4, fee_model=model)
+    assert cost_inputs_from_env(env, 24).fee == taker
+    assert BuyAndHold().bind(env).taker_fee == taker
