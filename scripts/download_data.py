@@ -125,7 +125,8 @@ def _integrity_report(store: BarStore, d: dict[str, Any], t0: int, t1: int, out_
         return {}
     market = load_store(store.root, assets=assets, start=t0, end=t1, reference=None, verify=False)
     refs = reference_closes(store, market, d["refs"])
-    report = check_market(market, refs, IntegrityConfig(**(d.get("integrity") or {})))
+    config = IntegrityConfig.from_mapping(d.get("integrity") or {}, section="download.integrity")
+    report = check_market(market, refs, config)
     table = report.table()
     table.to_csv(out_dir / "integrity.csv")
     report.events().to_csv(out_dir / "integrity_events.csv", index=False)

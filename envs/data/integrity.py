@@ -34,11 +34,12 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from envs.config_mapping import MappingConfig
 from envs.data.align import iso
 from envs.data.market import MarketData
 from envs.errors import ConfigError
@@ -48,8 +49,10 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class IntegrityConfig:
+class IntegrityConfig(MappingConfig):
     """Thresholds of the integrity checks (see the module docstring)."""
+
+    config_section: ClassVar[str] = "integrity"
 
     threshold: float = 0.002  # |Kraken close / reference median - 1| above this is a discrepancy
     basis_window: int = 24  # hours of the trailing quote-basis median (0: no basis adjustment)

@@ -431,6 +431,6 @@ def load_store(
 
         refs = reference_closes(store, market, reference)
         if refs:
-            report = check_market(market, refs, IntegrityConfig(**(integrity or {})))
+            report = check_market(market, refs, IntegrityConfig.from_mapping(integrity or {}, section="data.integrity"))
             market = report.apply(market)
     return market
