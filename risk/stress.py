@@ -18,6 +18,7 @@ import gymnasium as gym
 import numpy as np
 
 from risk.report import intervention_counts
+from risk.wrapper import as_risk_env
 
 Policy = Callable[[Any], np.ndarray]
 
@@ -53,19 +54,19 @@ def max_drawdown(equity: np.ndarray) -> float:
 def run_stress(env: gym.Env, action: np.ndarray | Policy, exposure_limit: float = np.inf,
                seed: int = 0) -> StressResult:
     """Run one episode of ``env`` with a constant ``action`` (or a policy of the observation)."""
-    base = env.unwrapped
+    base = as_risk_env(env.unwrapped)
     obs, _ = env.reset(seed=seed)
-    equity = [float(base.snapshot().equity)]  # type: ignore[attr-defined]
+    equity = [float(base.snapshot().equity)]
     infos: list[dict[str, Any]] = []
     realised, target, above = 0.0, float("nan"), 0
     exposures: list[float] = []
     done = False
     end = ""
     while not done:
-        before = base.snapshot()  # type: ignore[attr-defined]
+        before = base.snapshot()
         act = action(obs) if callable(action) else action
         obs, _, terminated, truncated, info = env.step(act)
-        after = base.snapshot()  # type: ignore[attr-defined]
+        after = base.snapshot()
         exposure = float(np.dot(after.units, before.prices)) / before.equity if before.equity > 0 else 0.0
         realised = max(realised, exposure)
         exposures.append(exposure)
