@@ -8,6 +8,7 @@ unreadable state file a 503.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from paper.dashboard.views import PAYLOAD_KEYS
 from paper.hours import HOUR_S
 from paper.orders import ORDER_STATUSES
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 VENDORED_VERSION = {"uplot": "1.6.32"}
 MAX_PAGE = 10_000
@@ -117,7 +119,11 @@ def create_app(
 
     def read(fn: Callable[..., Any], *args: Any) -> Any:
         with state.snapshot() as conn:
-            return fn(conn, *args)
+            try:
+                return fn(conn, *args)
+            except (ValueError, KeyError, TypeError, ArithmeticError) as exc:  # content this code cannot read
+                log.exception("dashboard: %s could not read the state file", fn.__name__)
+                raise reader.StateUnavailable(f"{fn.__name__}: unexpected content: {exc!r}") from None
 
     @app.get("/api/config", tags=["meta"], summary="Page settings: refresh interval, staleness threshold")
     def config() -> dict[str, Any]:

@@ -113,6 +113,15 @@ def initial_equity(conn: sqlite3.Connection) -> Decimal | None:
     return None if first is None else Decimal(first[0])
 
 
+def wall_seconds(text: str) -> float | None:
+    """Unix seconds of a stored wall time (``2024-01-01T00:00:00Z``, fractions allowed); None if unreadable."""
+    try:
+        dt = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
 def latest_closed_bar(now: float) -> int:
     """Open time of the last hourly bar that has closed at wall time ``now``."""
     return (int(now) // HOUR_S) * HOUR_S - HOUR_S
@@ -141,9 +150,7 @@ def status(conn: sqlite3.Connection, now: float, stale_after_s: float) -> dict[s
     init = initial_equity(conn)
     drawdown = float(equity / peak - 1) if equity is not None and peak > 0 else None
     pnl = None if init is None or equity is None else equity - init
-    last_write = None
-    if last_rec is not None:
-        last_write = datetime.strptime(last_rec[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    last_write = None if last_rec is None else wall_seconds(last_rec[0])
     age = None if last_write is None else max(0.0, now - last_write)
     behind = None if last_terminal is None else max(0, (latest_closed_bar(now) - int(last_terminal)) // HOUR_S)
     return {

@@ -125,7 +125,7 @@ def test_nothing_can_change_trading_state(server: str) -> None:
     app = create_app("/nonexistent.db")
     methods = {m for r in app.routes if isinstance(r, APIRoute) for m in r.methods}
     assert methods == {"GET"}
-    for path in ENDPOINTS + ("/api/audit/1704067200",):
+    for path in (*ENDPOINTS, "/api/audit/1704067200"):
         for method in ("post", "put", "delete", "patch"):
             assert requests.request(method, server + path, timeout=10).status_code in (404, 405), (method, path)
     schema = requests.get(server + "/openapi.json", timeout=10).json()
