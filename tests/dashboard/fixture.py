@@ -53,6 +53,14 @@ def _walk(seed: int = 11) -> np.ndarray:
 PRICES = _walk()
 
 
+def use_market(assets: tuple[str, ...], prices: np.ndarray, t0: int) -> None:
+    """Run the fixture over other prices (e.g. real Kraken closes): ``prices`` is (hours, len(assets))."""
+    global ASSETS, PRICES, T0
+    if prices.shape[1] != len(assets) or t0 % 3600:
+        raise ValueError(f"use_market: prices {prices.shape} for {len(assets)} assets, t0 {t0}")
+    ASSETS, PRICES, T0 = tuple(assets), np.asarray(prices, dtype=np.float64), int(t0)
+
+
 def hour_of(i: int) -> int:
     return T0 + 3600 * i
 
@@ -95,7 +103,8 @@ def decision(i: int) -> dict[str, Any]:
                 interventions.append({"rule": "asset_cap", "assets": [a], "amount": target[k] - 0.3, "detail": ""})
                 target[k] = 0.3
         if i % 7 == 0 and target[2] > 0:
-            interventions.append({"rule": "cost_gate", "assets": ["SOL"], "amount": target[2], "detail": "edge < cost"})
+            interventions.append({"rule": "cost_gate", "assets": [ASSETS[2]], "amount": target[2],
+                                  "detail": "edge < cost"})
             target[2] = 0.0
     engaged_now = i == KILL_AT
     return {
@@ -149,9 +158,9 @@ def run_hour(store: StateStore, i: int) -> None:
             if units * px[a] >= 10:
                 budget -= units * px[a] * (1 + TAKER)
                 intents.append(OrderIntent(a, "buy", units, "market"))
-    if i % 5 == 0 and not killed(i):  # a resting BTC bid far below: expires
-        intents.append(OrderIntent("BTC", "buy", Decimal("0.001"), "limit", (px["BTC"] * Decimal("0.9")).quantize(
-            PRICE_Q), 1))
+    if i % 5 == 0 and not killed(i):  # a resting bid far below on the first asset: expires
+        a0 = ASSETS[0]
+        intents.append(OrderIntent(a0, "buy", Decimal("0.001"), "limit", (px[a0] * Decimal("0.9")).quantize(PRICE_Q), 1))
     orders = store.record_intents(h, intents)
     fills, statuses = [], {}
     cash, units, fees = port.cash, dict(port.units), Decimal(0)

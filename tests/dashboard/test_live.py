@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
@@ -41,7 +40,7 @@ def test_polling_while_a_writer_appends_hours(tmp_path: Path) -> None:
             n_polls += 1
             if done:
                 break
-        out, err = writer.communicate()
+        _out, err = writer.communicate()
         assert writer.returncode == 0, err
         assert errors == []
         assert seen_closed == sorted(seen_closed) and seen_seq == sorted(seen_seq)

@@ -163,7 +163,7 @@ async function refresh() {
     const [status, eq, alloc, pos, sig, iv, conf, hours, fills] = await Promise.all([
       api("/api/status"), api("/api/equity?limit=10000"), api("/api/allocation?limit=10000"), api("/api/positions"),
       api("/api/signals"), api("/api/interventions?bucket_hours=24&recent=20"), api("/api/confidence?window_hours=168"),
-      api("/api/hours?limit=48"), api("/api/fills?limit=30"),
+      api("/api/hours?limit=24"), api("/api/fills?limit=20"),
     ]);
     renderStatus(status);
     renderSeries(eq, alloc);
