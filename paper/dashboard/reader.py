@@ -280,23 +280,50 @@ def fills(conn: sqlite3.Connection, start: int | None, end: int | None, limit: i
     return {"total": total, "offset": offset, "limit": limit, "fills": [dict(zip(keys, r, strict=True)) for r in rows]}
 
 
-def terminal_rows(conn: sqlite3.Connection, start: int | None, end: int | None) -> list[tuple[int, str, str]]:
-    """(hour, kind, payload) of the terminal records of closed full cycles in a range, oldest first."""
+class ViewCache:
+    """Views of sealed hours, keyed by their terminal record's hash.
+
+    A sealed hour never changes (its record and stage inputs are hash-chained) and the hash
+    is unique across runs (the chain starts from the run id), so a view computed once is
+    valid for good. Bounded; the oldest entries go first.
+    """
+
+    def __init__(self, max_entries: int = 20_000) -> None:
+        self.max_entries = max_entries
+        self._views: dict[str, dict[str, Any]] = {}
+
+    def get(self, conn: sqlite3.Connection, hour: int, digest: str) -> dict[str, Any]:
+        view = self._views.get(digest)
+        if view is None:
+            payload = conn.execute("SELECT payload FROM audit WHERE hash = ?", (digest,)).fetchone()[0]
+            view = view_of(conn, hour, payload)
+            if len(self._views) >= self.max_entries:
+                del self._views[next(iter(self._views))]
+            self._views[digest] = view
+        return view
+
+
+VIEWS = ViewCache()
+
+
+def terminal_views(conn: sqlite3.Connection, start: int | None,
+                   end: int | None) -> list[tuple[int, str, dict[str, Any]]]:
+    """(hour, kind, view) of the closed full cycles in a range, oldest first."""
     where, args = where_range(start, end)
     where += (" AND" if where else " WHERE") + " terminal = 1 AND kind != 'missed'"
-    return [(int(h), k, p) for h, k, p in conn.execute(f"SELECT hour, kind, payload FROM audit{where} ORDER BY hour",
-                                                       args)]
+    rows = conn.execute(f"SELECT hour, kind, hash FROM audit{where} ORDER BY hour", args).fetchall()
+    return [(int(h), k, VIEWS.get(conn, int(h), d)) for h, k, d in rows]
 
 
 def signals(conn: sqlite3.Connection, scan: int = 48) -> dict[str, Any]:
     """The newest hour's predictions, regime probabilities and proposed/executed weights."""
     rows = conn.execute(
-        "SELECT hour, kind, payload FROM audit WHERE terminal = 1 AND kind != 'missed' ORDER BY hour DESC LIMIT ?",
+        "SELECT hour, kind, hash FROM audit WHERE terminal = 1 AND kind != 'missed' ORDER BY hour DESC LIMIT ?",
         (scan,),
     ).fetchall()
     latest: dict[str, Any] | None = None
-    for hour, kind, payload in rows:
-        v = view_of(conn, int(hour), payload)
+    for hour, kind, digest in rows:
+        v = VIEWS.get(conn, int(hour), digest)
         if latest is None:
             latest = {"hour": int(hour), "kind": kind, **v}
         if v["predictions"] or v["regime"]:
@@ -308,8 +335,7 @@ def signals(conn: sqlite3.Connection, scan: int = 48) -> dict[str, Any]:
 def interventions(conn: sqlite3.Connection, start: int | None, end: int | None, bucket_hours: int,
                   recent: int) -> dict[str, Any]:
     """Risk interventions counted by rule per time bucket, the newest ones, and risk events."""
-    rows = terminal_rows(conn, start, end)
-    per_hour = [(h, view_of(conn, h, p)["interventions"]) for h, _, p in rows]
+    per_hour = [(h, v["interventions"]) for h, _, v in terminal_views(conn, start, end)]
     rules = sorted({iv["rule"] for _, ivs in per_hour for iv in ivs})
     width = bucket_hours * HOUR_S
     buckets = sorted({(h // width) * width for h, _ in per_hour})
@@ -339,8 +365,8 @@ def confidence(conn: sqlite3.Connection, end: int | None, window_hours: int, bin
     values: list[float] = []
     start = None if end is None else end - (window_hours - 1) * HOUR_S
     if end is not None:
-        for h, _, p in terminal_rows(conn, start, end):
-            for rec in view_of(conn, h, p)["predictions"]:
+        for _, _, v in terminal_views(conn, start, end):
+            for rec in v["predictions"]:
                 if model is not None and rec["model"] not in (model, None):
                     continue
                 if horizon is not None and rec["horizon"] != horizon:
@@ -351,8 +377,8 @@ def confidence(conn: sqlite3.Connection, end: int | None, window_hours: int, bin
                     values.append(min(1.0, max(0.0, rec["confidence"])))
     edges = [i / bins for i in range(bins + 1)]
     counts = [0] * bins
-    for v in values:
-        counts[min(bins - 1, int(v * bins))] += 1
+    for x in values:
+        counts[min(bins - 1, int(x * bins))] += 1
     srt = sorted(values)
 
     def q(p: float) -> float | None:

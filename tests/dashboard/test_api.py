@@ -180,3 +180,12 @@ def test_kill_switch_engaged_at_the_end(tmp_path: Path) -> None:
         st = get(requests.Session(), base + "/api/status")
     assert st["kill_switch"] == {"engaged": True, "trigger": "drawdown_velocity", "since": T0 + 3600 * KILL_AT,
                                  "since_iso": "2024-01-09T08:00:00Z"}
+
+
+def test_latency_under_a_loop_of_requests(server: str) -> None:
+    from tests.dashboard.latency import URLS, measure
+
+    measure(server, "/api/interventions", 2, 1)  # warm the sealed-hour view cache
+    worst = {url: measure(server, url, 40, 1) for url in URLS}
+    print("\n" + "\n".join(f"{u:36} {m['rps']:7.1f} req/s  p95 {m['p95_ms']:6.1f} ms" for u, m in worst.items()))
+    assert all(m["p95_ms"] < 500 for m in worst.values()), worst  # generous: 2 shared cores in CI
