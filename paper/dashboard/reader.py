@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -291,15 +292,19 @@ class ViewCache:
     def __init__(self, max_entries: int = 20_000) -> None:
         self.max_entries = max_entries
         self._views: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()  # requests are served from a thread pool
 
     def get(self, conn: sqlite3.Connection, hour: int, digest: str) -> dict[str, Any]:
-        view = self._views.get(digest)
+        """The view of the sealed hour whose terminal record has hash ``digest`` (treat it as read-only)."""
+        with self._lock:
+            view = self._views.get(digest)
         if view is None:
             payload = conn.execute("SELECT payload FROM audit WHERE hash = ?", (digest,)).fetchone()[0]
             view = view_of(conn, hour, payload)
-            if len(self._views) >= self.max_entries:
-                del self._views[next(iter(self._views))]
-            self._views[digest] = view
+            with self._lock:
+                while len(self._views) >= self.max_entries:
+                    del self._views[next(iter(self._views))]
+                self._views[digest] = view
         return view
 
 
