@@ -231,7 +231,10 @@ class PaperLoop:
         if proj_state is not None:
             projector.load_state_dict(proj_state)
         obs = env.core.observation_single()
-        action = np.asarray(policy.act(obs, {}), dtype=np.float64)
+        led = env.core.ledger  # what the env's step info says at the decision bar (baselines read it)
+        info = {"weights": led.w[0].copy(), "t": t, "equity": float(led.equity[0]), "cash": float(led.cash[0]),
+                "timestamp": int(env.market.timestamps[t])}
+        action = np.asarray(policy.act(obs, info), dtype=np.float64)
         snap = snapshot_of(env.core, 0)
         proposal, pre = action_to_proposal(env, action, np.asarray(snap.weights, dtype=np.float64))
         d = projector.project(snap, proposal)
@@ -239,13 +242,13 @@ class PaperLoop:
         urgency = split_action(env, action)[1]
         full = executed if urgency is None else np.concatenate([executed, urgency])
         weights, hold = env.core.ledger.action_to_weights(np.ascontiguousarray(full[None, :]))
-        info = d.to_info()
+        report = d.to_info()
         if pre is not None:
-            info["interventions"].insert(0, pre.to_dict())
+            report["interventions"].insert(0, pre.to_dict())
         return jsonable({
             "t": t, "hour": int(env.market.timestamps[t]), "obs_hash": content_hash(jsonable(obs)),
             "action": action, "proposal": proposal, "target": d.target, "weights": weights[0],
-            "hold": bool(hold[0]), "urgency": urgency, "current": snap.weights, "risk": info,
+            "hold": bool(hold[0]), "urgency": urgency, "current": snap.weights, "risk": report,
             "projector": projector.state_dict(), "policy": policy_state(policy),
         })
 
