@@ -59,6 +59,7 @@ from paper.market import append_bar, batch_from_payload, batch_payload
 from paper.orders import Fill, OrderIntent, client_order_id
 from paper.state import Stage, StateStore
 from risk.cost_gate import cost_inputs_from_env
+from risk.kill_switch import ReactivationRefused
 from risk.limits import RiskLimits
 from risk.projection import RiskProjector
 from risk.wrapper import action_to_proposal, split_action
@@ -230,6 +231,7 @@ class PaperLoop:
         projector = RiskProjector(lim, env.market, cost_inputs_from_env(env, lim.cost_gate_horizon))
         if proj_state is not None:
             projector.load_state_dict(proj_state)
+        self._apply_reactivations(projector, int(env.market.timestamps[t]), account)
         obs = env.core.observation_single()
         led = env.core.ledger  # what the env's step info says at the decision bar (baselines read it)
         info = {"weights": led.w[0].copy(), "t": t, "equity": float(led.equity[0]), "cash": float(led.cash[0]),
@@ -251,6 +253,20 @@ class PaperLoop:
             "hold": bool(hold[0]), "urgency": urgency, "current": snap.weights, "risk": report,
             "projector": projector.state_dict(), "policy": policy_state(policy),
         })
+
+    def _apply_reactivations(self, projector: RiskProjector, hour: int, account: AccountState) -> None:
+        """An operator's ``reactivate`` event recorded for this hour (the only way out of the kill switch)."""
+        for rec in self.store.audit_records():
+            if rec.kind != "reactivate" or rec.hour != hour:
+                continue
+            p = rec.payload_obj()
+            try:  # a refusal (a trigger still active) is kept in the kill switch's own audit, persisted
+                projector.kill_switch.reactivate(p["operator"], p["reason"], hour)
+            except ReactivationRefused as exc:
+                log.warning("%s", exc)
+                continue
+            if projector.ladder.halted:
+                projector.ladder.reset(p["operator"], p["reason"], account.equity, hour)
 
     @staticmethod
     def _decision_events(decision: dict[str, Any]) -> list[AuditEvent]:
