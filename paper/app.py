@@ -87,8 +87,10 @@ def build(cfg: DictConfig) -> Built:
         run_id = Path(policy_arg).resolve().name
     env_cfg = dataclasses.replace(env_cfg, action_mode=mode)
     feed = ReplayFeed(market, end=end, speed=float(cfg.feed.speed))
+    feed_id = {k: v for k, v in OmegaConf.to_container(cfg.feed, resolve=True).items()  # type: ignore[union-attr]
+               if k not in ("end", "speed")}  # a run may be extended or replayed faster: same state file
     plain = {"policy": policy_arg, "env": dataclasses.asdict(env_cfg), "risk": dataclasses.asdict(limits),
-             "feed": OmegaConf.to_container(cfg.feed, resolve=True), "assets": list(market.assets)}
+             "feed": feed_id, "assets": list(market.assets)}
     return Built(feed, PaperSetup(env_cfg, limits, policy, signals, names), run_id, scrub_config(jsonable(plain)))
 
 

@@ -198,12 +198,12 @@ class PaperLoop:
 
     def _carried(self, t: int) -> tuple[AccountState, dict[str, Any] | None, dict[str, Any] | None]:
         """The account deciding at bar ``t``, the projector's and the policy's state, from the last committed hour."""
-        detail = dict(self.store.risk_state().detail)
-        if "account" not in detail:
+        last = self.store.last_bar()  # the last full cycle sealed: this hour's own commit may already be in
+        if last is None:
             return AccountState.initial(self.cfg, self.known.n_assets, t), None, None
+        detail = self.store.stage_payload(last, Stage.LEDGER_COMMITTED)["ledger"]["risk"]["detail"]
         account = account_from_dict(detail["account"])
-        last = self.store.last_bar()
-        gap = 0 if last is None else (self.store.next_hour() - last) // HOUR - 1
+        gap = (self.store.next_hour() - last) // HOUR - 1
         if gap > 0:  # hours recorded missed since: re-mark, never fill retroactively
             account = remark_after_gap(account, self.known, t, gap)
         return account, detail["projector"], detail["policy"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from paper import StateStore
 from paper.feeds.replay import ReplayFeed
 from paper.loop import PaperLoop, PaperSetup
 from risk.limits import RiskLimits, resolve_limits
+from tests.paper.loop_policy import clock
 
 KRAKEN = Path("/work/shared/data/kraken/ohlcvt_1h")
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,44 +32,12 @@ def kraken_market(start: str = "2022-01-01", end: str = "2022-12-31T23:00:00Z") 
     return _CACHE[key]
 
 
-class ScriptedPolicy:
-    """A busy deterministic policy: scores drawn from a generator seeded by the decision bar (no memory).
-
-    It trades most hours, so limit orders, fallbacks, lot rules and the risk projection are all exercised.
-    """
-
-    name = "scripted"
-
-    def __init__(self, seed: int = 0, width: int | None = None) -> None:
-        self.seed, self.width, self.core = seed, width, None
-
-    def bind(self, env: Any) -> ScriptedPolicy:
-        self.core = env.unwrapped.core
-        self.width = int(self.core.action_width)
-        return self
-
-    def reset(self) -> None:
-        pass
-
-    def act(self, obs: Any, info: Any) -> np.ndarray:
-        t = int(self.core.ledger.t[0])  # type: ignore[attr-defined]
-        rng = np.random.default_rng([self.seed, t])
-        a = rng.uniform(-1.0, 1.0, self.width)  # type: ignore[arg-type]
-        if rng.uniform() < 0.25:
-            a[:-1] = -1.0  # "keep" some hours: resting limit orders keep working
-        return a
-
-
 def backtest(market: MarketData, start: str, end: str, policy: Any, cfg: EnvConfig, limits: RiskLimits,
              signals: np.ndarray | None = None, names: Any = None, mode: str = "weights") -> EpisodeResult:
     lo = int(np.searchsorted(market.timestamps, to_unix(start)))
     hi = int(np.searchsorted(market.timestamps, to_unix(end), side="right")) - 1
     env = evaluation_env(market, signals, names, cfg, limits, Period.of(market, lo, hi), action_mode=mode)
     return run_policy(env, policy, seed=0)
-
-
-def clock() -> datetime:
-    return datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def paper_run(path: Path, market: MarketData, start: str, end: str, policy: Any, cfg: EnvConfig,

@@ -16,7 +16,8 @@ from paper.loop import decision_config
 from paper.market import append_bar, batch_from_payload, batch_payload
 from risk.cost_gate import cost_inputs_from_env
 from risk.projection import RiskProjector
-from tests.paper.loop_helpers import ScriptedPolicy, backtest, clock, compare, default_setup, kraken_market, paper_run
+from tests.paper.loop_helpers import backtest, compare, default_setup, kraken_market, paper_run
+from tests.paper.loop_policy import ScriptedPolicy, clock
 
 WINDOWS = [  # (start, end): a quiet week in June 2022 and the FTX collapse (the kill switch engages)
     ("2022-06-10T00:00:00Z", "2022-06-12T00:00:00Z"),
