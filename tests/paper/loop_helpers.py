@@ -10,6 +10,7 @@ import numpy as np
 
 from agents.baselines import EpisodeResult, run_policy
 from agents.envs import evaluation_env
+from agents.evaluation import in_cash_until
 from agents.pipeline import Period
 from envs.config import EnvConfig
 from envs.data.loaders import load_kraken_dir, to_unix
@@ -37,7 +38,8 @@ def backtest(market: MarketData, start: str, end: str, policy: Any, cfg: EnvConf
     lo = int(np.searchsorted(market.timestamps, to_unix(start)))
     hi = int(np.searchsorted(market.timestamps, to_unix(end), side="right")) - 1
     env = evaluation_env(market, signals, names, cfg, limits, Period.of(market, lo, hi), action_mode=mode)
-    return run_policy(env, policy, seed=0)
+    # as scripts/evaluate.py rolls out: a halted account then sits in cash to the end of the period
+    return in_cash_until(run_policy(env, policy, seed=0), market.timestamps[lo : hi + 1])
 
 
 def paper_run(path: Path, market: MarketData, start: str, end: str, policy: Any, cfg: EnvConfig,
@@ -81,7 +83,8 @@ def compare(store: StateStore, result: EpisodeResult) -> dict[str, Any]:
     for k in range(m):
         hour = rows[k]["hour"]
         paper = sorted((float(f.price), float(f.units), float(f.fee), f.liquidity) for f in store.fills(hour))
-        env = sorted((float(f["price"]), float(f["qty"]), float(f["fee"]), f["liquidity"]) for f in result.fills[k])
+        step = result.fills[k] if k < len(result.fills) else []  # none once halted (in cash to the end)
+        env = sorted((float(f["price"]), float(f["qty"]), float(f["fee"]), f["liquidity"]) for f in step)
         n_fills += len(env)
         if paper != env:
             bad.append(f"fills differ at hour {k}: {paper} vs {env}")
