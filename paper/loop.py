@@ -154,9 +154,33 @@ class PaperLoop:
             self.status(o.status_line())
         return out
 
+    def record_downtime(self, now_hour: int, reason: str = "process down") -> list[int]:
+        """Hours before ``now_hour`` the process did not trade (it was down): recorded ``missed``, never filled.
+
+        A live feed calls this on start-up with the first hour it can still decide at; the next
+        decision re-marks the account (resting orders cancelled, `paper.account.remark_after_gap`).
+        An hour whose cycle already started is resumed, not missed.
+        """
+        if self.store.open_cycle() is not None:
+            return []
+        hours = self.store.missed_hours_until(now_hour)
+        self.store.record_missed(hours, reason)
+        return hours
+
+    def _catch_up(self, hour: int) -> None:
+        """Extend the known bars to the open hour (after hours recorded missed) from the feed's history."""
+        last = int(self.known.timestamps[-1])
+        if last >= hour:
+            return
+        gap = self.feed.history(hour, (hour - last) // HOUR)
+        if int(gap.timestamps[0]) != last + HOUR:
+            raise ValueError(f"PaperLoop: the feed's history has no bars {iso(last + HOUR)} .. {iso(hour)}")
+        self.known = concat_markets(self.known, gap)
+
     def step(self) -> HourOutcome | None:
         """The open hour's cycle (resumed where the store says); None if its execution bar is not closed yet."""
         hour = self.store.next_hour()
+        self._catch_up(hour)
         stage = self.store.cycle_stage(hour)
         if stage is None:
             batch = self.feed.next_bar(hour)
@@ -277,6 +301,21 @@ class PaperLoop:
 
 
 # ---------------------------------------------------------------------- pure steps (re-derivable)
+def concat_markets(a: MarketData, b: MarketData) -> MarketData:
+    """``b``'s bars after ``a``'s (same assets, contiguous grid)."""
+    def cat(x: np.ndarray | None, y: np.ndarray | None) -> np.ndarray | None:
+        return None if x is None or y is None else np.concatenate([x, y])
+
+    return dataclasses.replace(
+        a, timestamps=np.concatenate([a.timestamps, b.timestamps]), open=np.concatenate([a.open, b.open]),
+        high=np.concatenate([a.high, b.high]), low=np.concatenate([a.low, b.low]),
+        close=np.concatenate([a.close, b.close]), volume=np.concatenate([a.volume, b.volume]),
+        tradable=np.concatenate([a.tradable, b.tradable]), filled=np.concatenate([a.filled, b.filled]),
+        trades=cat(a.trades, b.trades), spread=cat(a.spread, b.spread),
+        integrity_ok=cat(a.integrity_ok, b.integrity_ok), regimes=None,
+    )
+
+
 def market_hash(market: MarketData) -> str:
     """Content hash of a market's bars (what the start event pins for the history)."""
     return content_hash(jsonable({"t": market.timestamps, "o": market.open, "h": market.high, "l": market.low,
@@ -382,5 +421,5 @@ def risk_state(decision: dict[str, Any], account: AccountState, hour: int) -> Ri
     )
 
 
-__all__ = ["HourOutcome", "PaperLoop", "PaperSetup", "decision_config", "execute", "jsonable", "market_hash",
-           "orders_of", "risk_state"]
+__all__ = ["HourOutcome", "PaperLoop", "PaperSetup", "concat_markets", "decision_config", "execute", "jsonable",
+           "market_hash", "orders_of", "risk_state"]

@@ -127,3 +127,32 @@ def test_run_on_a_tampered_state_is_refused_naming_the_record(tmp_path: Path, ma
         conn.execute("UPDATE audit SET payload = replace(payload, '\"n_fills\":', '\"n_fills\": ') WHERE seq = 3")
     with pytest.raises(AuditChainError, match=r"seq 3|record 3"):
         paper_run(path, mkt, start, end, ScriptedPolicy(), cfg, lim)
+
+
+def test_hours_the_process_was_down_are_missed_never_filled_and_the_run_goes_on(tmp_path: Path, market) -> None:  # type: ignore[no-untyped-def]
+    from decimal import Decimal
+
+    from paper.loop import PaperLoop, PaperSetup
+
+    start, end = WINDOWS[0]
+    cfg, lim = default_setup()
+    mkt = market.between(None, to_unix(end))
+    path = tmp_path / "s.db"
+    paper_run(path, mkt, start, end, ScriptedPolicy(), cfg, lim, max_hours=6).close()
+    store = StateStore.open(path, clock=clock)
+    feed = ReplayFeed(mkt, end=end)
+    loop = PaperLoop(store, feed, PaperSetup(cfg, lim, ScriptedPolicy()), feed.history(store.next_hour(), 10**9),
+                     status=lambda s: None)
+    down_from = store.next_hour()
+    missed = loop.record_downtime(down_from + 4 * 3600)
+    assert missed == [down_from + k * 3600 for k in range(4)]
+    held = store.portfolio().units
+    out = loop.run()
+    assert len(out) == 48 - 6 - 4
+    kinds = {r.hour: r.kind for r in store.audit_records() if r.terminal}
+    assert [kinds[h] for h in missed] == ["missed"] * 4
+    assert all(store.fills(h) == [] and store.orders(h) == [] for h in missed)  # nothing filled retroactively
+    first = store.ledger_rows()[6]
+    assert first["hour"] == down_from + 4 * 3600 and held != {} and sum(held.values(), Decimal(0)) > 0
+    assert len(store.ledger_rows()) == 48 - 4
+    store.verify()
