@@ -274,7 +274,7 @@ def readiness(store: StateStore) -> list[dict[str, Any]]:
     counted = [r for r in sealed if r.kind in ("traded", "held", "halted")]
     days = len(counted) / 24
     items = [{"item": f"paper trading for {READY_DAYS} days", "met": days >= READY_DAYS,
-              "evidence": f"{days:.1f} days ({len(counted)} hours traded/held/halted, "
+              "evidence": f"{days:.2f} days ({len(counted)} hours traded/held/halted, "
                           f"{sum(r.kind == 'missed' for r in sealed)} missed)"}]
     levels: dict[int, int] = {}
     rules: dict[str, int] = {}

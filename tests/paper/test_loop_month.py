@@ -26,7 +26,7 @@ def test_a_month_with_a_drawdown_halt_matches_the_backtest_and_reads_readiness(t
     assert kinds.count("halted") > 0 and kinds[-1] == "halted"  # halted, then in cash to the end
     items = {i["item"].split(" (")[0]: i for i in readiness(store)}
     assert items["paper trading for 30 days"]["met"] and items["paper trading for 30 days"]["evidence"].startswith(
-        "30.0 days")
+        "30.00 days")
     assert items["drawdown enforcement exercised"]["met"]
     assert not items["kill switch tested"]["met"]  # June 2022 never engaged it, nobody reactivated
     fee = items["fee model checked against the paper fills"]
