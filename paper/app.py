@@ -260,6 +260,23 @@ def cmd_reactivate(cfg: DictConfig, out: Printer = print) -> int:
     return 0
 
 
+def cmd_report(cfg: DictConfig, out: Printer = print) -> int:
+    from agents.report import markdown_table
+    from paper.report import paper_report
+
+    built = build(cfg)
+    store = StateStore.open(Path(str(cfg.state)), readonly=True)
+    try:
+        out_dir = Path(str(cfg.report_dir)) if cfg.get("report_dir") else Path(str(cfg.state)).with_suffix(".report")
+        doc = paper_report(store, built, out_dir)
+    finally:
+        store.close()
+    for line in markdown_table(doc).splitlines():
+        out(line)
+    out(f"report: {out_dir / 'report.html'}")
+    return 0
+
+
 READY_DAYS = 30
 
 
@@ -332,7 +349,7 @@ def cmd_readiness(cfg: DictConfig, out: Printer = print) -> int:
 
 COMMANDS: dict[str, Callable[[DictConfig, Printer], int]] = {
     "run": cmd_run, "status": cmd_status, "verify": cmd_verify, "replay-hour": cmd_replay_hour,
-    "reactivate": cmd_reactivate, "readiness": cmd_readiness,
+    "reactivate": cmd_reactivate, "readiness": cmd_readiness, "report": cmd_report,
 }
 
 __all__ = ["COMMANDS", "build", "check_books", "readiness", "replay_hour"]

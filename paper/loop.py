@@ -213,6 +213,7 @@ class PaperLoop:
         halted = bool(decision["risk"]["halt"]) or bool(decision["risk"]["kill_switch"]["engaged"])
         kind = "halted" if halted else ("traded" if result.fills else "held")
         payload = {"equity": D(result.equity), "fees": D(result.fees), "n_fills": len(result.fills),
+                   "slippage": D(result.slippage), "traded": D(result.traded), "equity_before": D(result.equity_before),
                    "decision_hash": content_hash(decision), "bar_hash": batch.raw_hash}
         if store.cycle_stage(hour) != Stage.AUDIT_SEALED:
             store.seal_hour(hour, kind, payload)

@@ -113,3 +113,18 @@ def test_reactivate_is_audited_and_applied_at_the_next_decision(tmp_path: Path) 
     assert len(events) == 1 and events[0].payload_obj()["operator"] == "alice"
     entries = ks_audit["decision"]["projector"]["kill_switch"]["audit"]
     assert any(e.get("operator") == "alice" for e in entries)  # reactivated, or refused while a trigger is active
+
+
+def test_report_puts_the_paper_run_beside_the_baselines_rolled_over_the_same_bars(ran, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The paper run traded equal_weight_daily: its row must equal that baseline's backtest row."""
+    import json
+
+    _state, ov, _ = ran
+    rc, out = call("report", [*ov, f"report_dir={tmp_path / 'rep'}"])
+    assert rc == 0 and out[-1].endswith("report.html")
+    doc = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    paper, same = doc["strategies"]["paper"], doc["strategies"]["equal_weight_daily"]
+    for key in ("total_return", "max_drawdown", "fees_paid", "n_trades", "sharpe"):
+        assert paper[key] == same[key], key
+    assert "buy_and_hold_btc" in doc["strategies"] and (tmp_path / "rep" / "report.html").stat().st_size > 1000
+    assert doc["paper"]["hours"] == 24
