@@ -167,13 +167,7 @@ class Executor:
 
     # ------------------------------------------------------------ internals
     def _load(self, s: AccountState, t: int) -> None:
-        led = self.ledger
-        led.cash[0], led.equity[0], led.peak[0], led.vol30[0] = s.cash, s.equity, s.peak_equity, s.volume_30d
-        led.cum_fees[0] = led.cum_slippage[0] = led.cum_traded[0] = 0.0
-        led.t[0], led.steps[0], led.last_trade[0], led.force_hold[0] = t, s.hours, s.last_trade, 0
-        led.units[0], led.pend[0], led.pend_px[0], led.age[0] = s.units, s.pending, s.pending_price, s.age
-        led.ring[0] = s.traded_window
-        led.refresh(np.zeros(1, dtype=np.int64))  # weights at bar t (what "hold" keeps)
+        load_account(self.ledger, s, t)
 
     def _result(self) -> HourResult:
         led = self.ledger
@@ -188,6 +182,21 @@ class Executor:
                           strict=True)]
         return HourResult(AccountState.from_ledger(led), int(oi[K.Q_T]), fills, shortfalls, float(of[K.O_FEES]),
                           float(of[K.O_SLIP]), float(of[K.O_TRADED]), float(of[K.O_EQ_BEFORE]), float(of[K.O_EQUITY]))
+
+
+def load_account(led: BatchLedger, s: AccountState, t: int, row: int = 0) -> None:
+    """Put account ``s`` deciding at bar ``t`` into row ``row`` of a ledger (an env's or an `Executor`'s).
+
+    Paper trading also loads its account into the decision env's ledger this way, so the
+    policy's view, the risk snapshot and the action -> weights mapping see exactly the account
+    the backtest's env would hold at bar ``t``.
+    """
+    led.cash[row], led.equity[row], led.peak[row], led.vol30[row] = s.cash, s.equity, s.peak_equity, s.volume_30d
+    led.cum_fees[row] = led.cum_slippage[row] = led.cum_traded[row] = 0.0
+    led.t[row], led.steps[row], led.last_trade[row], led.force_hold[row] = t, s.hours, s.last_trade, 0
+    led.units[row], led.pend[row], led.pend_px[row], led.age[row] = s.units, s.pending, s.pending_price, s.age
+    led.ring[row] = s.traded_window
+    led.refresh(np.array([row], dtype=np.int64))  # weights at bar t (what "hold" keeps)
 
 
 def execute_hour(state: AccountState, target_weights: np.ndarray | None, market: MarketData | Executor, t: int,
@@ -209,4 +218,4 @@ def execute_hour(state: AccountState, target_weights: np.ndarray | None, market:
     return executor.execute_hour(state, target_weights, t, urgency)
 
 
-__all__ = ["AccountState", "Executor", "HourResult", "execute_hour"]
+__all__ = ["AccountState", "Executor", "HourResult", "execute_hour", "load_account"]

@@ -1,0 +1,355 @@
+"""The ``paper_trade.py`` commands: run, status, verify, replay-hour, reactivate (the script is a thin shell).
+
+``policy`` is a `scripts/train.py` run folder (its hierarchical policy; data, env, risk and
+predictor config come from the run, the prediction store is extended over the replayed
+period as `scripts/evaluate.py` does) or ``baseline:NAME`` (one of the evaluation baselines,
+with the config's env and risk). State-file refusals (`paper.errors.PaperStateError`: a
+tampered, corrupted, foreign or locked file) exit 2 naming the file and the record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from envs.config import EnvConfig
+from envs.data.loaders import to_unix
+from envs.data.market import MarketData
+from envs.errors import ConfigError
+from paper.canonical import content_hash
+from paper.feeds.replay import ReplayFeed, load_market
+from paper.hours import iso
+from paper.loop import PaperLoop, PaperSetup, execute, jsonable, orders_of
+from paper.scrub import scrub_config
+from paper.state import Stage, StateStore
+from risk.limits import RiskLimits
+
+Printer = Callable[[str], None]
+
+
+@dataclasses.dataclass
+class Built:
+    feed: ReplayFeed
+    setup: PaperSetup
+    run_id: str
+    config: dict[str, Any]
+
+
+def _baseline(name: str, cfg: DictConfig) -> Any:
+    from agents.baselines import default_baselines
+
+    policies = {p.name: p for p in default_baselines()}
+    if name not in policies:
+        raise ConfigError(f"policy=baseline:{name}: expected one of {sorted(policies)}")
+    return policies[name]
+
+
+def build(cfg: DictConfig) -> Built:
+    """Feed, policy, env config and limits from the Hydra config (replay feed)."""
+    from krakenrl.cli import build as instantiate
+
+    if str(cfg.feed.name) != "replay":
+        raise ConfigError(f"feed={cfg.feed.name}: this build runs feed=replay (feed=kraken is paper/feeds/kraken.py)")
+    policy_arg = str(cfg.policy or "")
+    if not policy_arg:
+        raise ConfigError("policy: expected a run folder (scripts/train.py output) or baseline:NAME")
+    end = str(cfg.feed.end)
+    if policy_arg.startswith("baseline:"):
+        data_cfg, env_node, risk_node, run_cfg = cfg.data, cfg.env, cfg.risk, None
+    else:
+        run = Path(policy_arg)
+        if not (run / "config.yaml").is_file():
+            raise ConfigError(f"policy={run}: no config.yaml (expected a scripts/train.py run folder)")
+        run_cfg = OmegaConf.load(run / "config.yaml")
+        data_cfg, env_node, risk_node = run_cfg.data, run_cfg.env, run_cfg.risk
+    if cfg.feed.path:
+        market = load_market(str(cfg.feed.path), str(cfg.feed.loader), cfg.feed.assets, cfg.feed.history_start, end)
+    else:  # the run's (or the config's) data, extended to the end of the replay
+        node = data_cfg.copy()
+        OmegaConf.set_struct(node, False)
+        if "end" in node:
+            node.end = end
+        market = instantiate(node, MarketData, "data")
+    env_cfg = EnvConfig.from_mapping(OmegaConf.to_container(env_node, resolve=True))  # type: ignore[arg-type]
+    limits = instantiate(risk_node, RiskLimits, "risk")
+    signals, names = None, None
+    if run_cfg is None:
+        policy = _baseline(policy_arg.split(":", 1)[1], cfg)
+        mode, run_id = "weights", policy_arg
+    else:
+        policy, mode, signals, names = _run_policy(Path(policy_arg), run_cfg, market, cfg)
+        run_id = Path(policy_arg).resolve().name
+    env_cfg = dataclasses.replace(env_cfg, action_mode=mode)
+    feed = ReplayFeed(market, end=end, speed=float(cfg.feed.speed))
+    feed_id = {k: v for k, v in OmegaConf.to_container(cfg.feed, resolve=True).items()  # type: ignore[union-attr]
+               if k not in ("end", "speed")}  # a run may be extended or replayed faster: same state file
+    plain = {"policy": policy_arg, "env": dataclasses.asdict(env_cfg), "risk": dataclasses.asdict(limits),
+             "feed": feed_id, "assets": list(market.assets)}
+    return Built(feed, PaperSetup(env_cfg, limits, policy, signals, names), run_id, scrub_config(jsonable(plain)))
+
+
+def _run_policy(run: Path, run_cfg: Any, market: MarketData, cfg: DictConfig) -> tuple[Any, str, Any, Any]:
+    from agents.pipeline import prediction_store, store_signals
+    from agents.policies import HierarchicalPolicy
+    from agents.training import AgentConfig
+
+    agent = AgentConfig.from_mapping(OmegaConf.to_container(run_cfg.agent, resolve=True))  # type: ignore[arg-type]
+    plain: dict[str, Any] = OmegaConf.to_container(run_cfg, resolve=True)  # type: ignore[assignment]
+    store = prediction_store(market, plain, Path(str(cfg.cache_dir)), progress=False)
+    signals, names = store_signals(store, market, plain["horizons"])
+    executor = agent.executor
+    mode = "execution" if executor == "tactical" else "weights"
+    policy = HierarchicalPolicy(run / "models", agent.algo, agent.every_hours, executor, name="policy")
+    return policy, mode, signals, names
+
+
+def open_or_create(path: Path, built: Built, start: str) -> StateStore:
+    if path.exists():
+        store = StateStore.open(path)
+        if store.config_hash != content_hash(built.config):
+            store.close()
+            raise ConfigError(f"state={path}: was created with another config (policy, env, risk or feed)")
+        return store
+    first = int(to_unix(start) or 0)
+    store = StateStore.create(path, run_id=built.run_id, config_hash=content_hash(built.config), first_hour=first,
+                              initial_cash=Decimal(repr(float(built.setup.env_config.initial_cash))))
+    store.record_event("start", {"config": built.config})
+    return store
+
+
+def cmd_run(cfg: DictConfig, out: Printer = print) -> int:
+    built = build(cfg)
+    store = open_or_create(Path(str(cfg.state)), built, str(cfg.feed.start))
+    try:
+        loop = PaperLoop(store, built.feed, built.setup, built.feed.history(store.next_hour(), 10**9), status=out)
+        done = loop.run(None if cfg.max_hours is None else int(cfg.max_hours))
+        out(f"processed {len(done)} hours; open hour {iso(store.next_hour())}; audit head {store.audit_head()[1]}")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_status(cfg: DictConfig, out: Printer = print) -> int:
+    store = StateStore.open(Path(str(cfg.state)), readonly=True)
+    try:
+        rows, risk, pf = store.ledger_rows(), store.risk_state(), store.portfolio()
+        initial = Decimal(repr(float(EnvConfig().initial_cash)))
+        if store.audit_records():
+            start = [r for r in store.audit_records() if r.kind == "start"]
+            if start:
+                initial = Decimal(repr(float(start[0].payload_obj()["config"]["env"]["initial_cash"])))
+        equity = rows[-1]["equity"] if rows else initial
+        curve = np.array([float(r["equity"]) for r in rows]) if rows else np.array([float(initial)])
+        peak = max(float(initial), float(curve.max()))
+        last = store.last_bar()
+        out(f"state {store.path} run {store.run_id}: last bar {iso(last) if last is not None else '-'}, "
+            f"open hour {iso(store.next_hour())}, hours {len(rows)}")
+        out(f"equity {float(equity):.2f}  pnl {float(equity - initial):+.2f} ({float(equity / initial - 1):+.2%})  "
+            f"drawdown {1 - float(equity) / peak:.2%}  fees {sum(float(r['fees']) for r in rows):.2f}")
+        held = {a: u for a, u in pf.units.items() if u != 0}
+        out(f"cash {float(pf.cash):.2f}  positions {({a: float(u) for a, u in held.items()}) or 'none'}")
+        ks = f"ENGAGED ({risk.kill_switch_trigger})" if risk.kill_switch_engaged else "off"
+        out(f"ladder level {risk.ladder_level}  kill switch {ks}  halted {risk.halted}")
+        if rows:
+            d = store.stage_payload(rows[-1]["hour"], Stage.DECIDED)["decision"]
+            out(f"last decision {iso(rows[-1]['hour'])}: target {np.round(d['target'], 4).tolist()}")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_verify(cfg: DictConfig, out: Printer = print) -> int:
+    store = StateStore.open(Path(str(cfg.state)), readonly=True)
+    try:
+        report = store.verify()
+        bad = check_books(store)
+        for line in bad:
+            out(f"invariant: {line}")
+        out(f"verified {store.path}: {len(store.audit_records())} audit records, head {report.head_hash}"
+            if hasattr(report, "head_hash") else f"verified {store.path}")
+        return 1 if bad else 0
+    finally:
+        store.close()
+
+
+def check_books(store: StateStore) -> list[str]:
+    """cash + sum(units x mark) == equity per committed hour (to the float's exactness), fees = sum of fills."""
+    bad = []
+    for r in store.ledger_rows():
+        eq = r["cash"] + sum((u * r["marks"].get(a, Decimal(0)) for a, u in r["positions"].items()), Decimal(0))
+        if abs(float(eq) - float(r["equity"])) > 1e-6 * max(1.0, float(r["equity"])):
+            bad.append(f"hour {iso(r['hour'])}: cash + units x marks = {eq} != equity {r['equity']}")
+        fees = sum((f.fee for f in store.fills(r["hour"])), Decimal(0))
+        if abs(float(fees) - float(r["fees"])) > 1e-9 * max(1.0, float(r["fees"])):
+            bad.append(f"hour {iso(r['hour'])}: fills' fees {fees} != ledger fees {r['fees']}")
+    return bad
+
+
+def replay_hour(store: StateStore, loop: PaperLoop, hour: int) -> dict[str, Any]:
+    """Recompute a sealed hour from the audit table's inputs: decision, orders, fills and books must match."""
+    if store.cycle_stage(hour) != Stage.AUDIT_SEALED or hour not in [r["hour"] for r in store.ledger_rows()]:
+        raise ConfigError(f"replay-hour: {iso(hour)} is not a completed hour of {store.path}")
+    prev = hour - 3600
+    detail = None
+    if store.cycle_stage(prev) == Stage.AUDIT_SEALED and prev in [r["hour"] for r in store.ledger_rows()]:
+        detail = store.stage_payload(prev, Stage.LEDGER_COMMITTED)["ledger"]["risk"]["detail"]
+    from paper.account import account_from_dict
+    from paper.market import append_bar, batch_from_payload
+
+    loop.known = loop.feed.history(hour, 10**9)
+    t = loop.known.n_bars - 1
+    from envs.execution.execute import AccountState
+
+    account = account_from_dict(detail["account"]) if detail else AccountState.initial(loop.cfg, loop.known.n_assets, t)
+    decision = loop.decide(t, account, detail["projector"] if detail else None, detail["policy"] if detail else None)
+    stored = store.stage_payload(hour, Stage.DECIDED)["decision"]
+    bar = batch_from_payload(store.stage_payload(hour, Stage.FETCHED)["snapshot"]["bar"])
+    result = execute(append_bar(loop.known, bar), loop.cfg, account, stored, t)
+    intents, fills, statuses = orders_of(result, stored, append_bar(loop.known, bar), t, store.run_id, hour)
+    ledger = store.stage_payload(hour, Stage.LEDGER_COMMITTED)["ledger"]
+    checks = {
+        "decision": content_hash(decision) == content_hash(stored),
+        "orders": [(o.pair, o.side, o.units, o.order_type, o.limit_price) for o in store.orders(hour)]
+        == sorted((i.pair, i.side, i.units, i.order_type, i.limit_price) for i in intents),
+        "fills": sorted((f.client_order_id, f.price, f.units, f.fee) for f in store.fills(hour))
+        == sorted((f.client_order_id, f.price, f.units, f.fee) for f in fills),
+        "equity": Decimal(repr(float(result.equity))) == Decimal(str(ledger["equity"])),
+        "statuses": {o.client_order_id: o.status for o in store.orders(hour)} == statuses,
+    }
+    return {"hour": iso(hour), "checks": checks, "ok": all(checks.values()),
+            "target": stored["target"], "equity": ledger["equity"]}
+
+
+def cmd_replay_hour(cfg: DictConfig, out: Printer = print) -> int:
+    built = build(cfg)
+    store = StateStore.open(Path(str(cfg.state)), readonly=True)
+    try:
+        hour = int(to_unix(str(cfg.hour)) or 0)
+        loop = PaperLoop.__new__(PaperLoop)
+        loop.store, loop.feed, loop.setup, loop.cfg = store, built.feed, built.setup, built.setup.env_config
+        res = replay_hour(store, loop, hour)
+        checks = " ".join(f"{k}={'ok' if v else 'DIFFERS'}" for k, v in res["checks"].items())
+        out(f"replay-hour {res['hour']}: {checks}")
+        return 0 if res["ok"] else 1
+    finally:
+        store.close()
+
+
+def cmd_reactivate(cfg: DictConfig, out: Printer = print) -> int:
+    operator, reason = str(cfg.operator or ""), str(cfg.reason or "")
+    if not operator or not reason:
+        raise ConfigError("reactivate: operator=NAME and reason=TEXT are both required")
+    store = StateStore.open(Path(str(cfg.state)))
+    try:
+        open_ = store.open_cycle()
+        if open_ is not None and open_[1] >= Stage.DECIDED:
+            raise ConfigError(f"reactivate: hour {iso(open_[0])} is mid-cycle ({open_[1].name}); resume the run first")
+        risk = store.risk_state()
+        if not (risk.kill_switch_engaged or risk.halted):
+            raise ConfigError(f"reactivate: {store.path}: the kill switch is not engaged and the account is not halted")
+        rec = store.record_event("reactivate", {"operator": operator, "reason": reason})
+        out(f"reactivation recorded (audit seq {rec.seq}) for hour {iso(rec.hour)}: applied at its decision")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_report(cfg: DictConfig, out: Printer = print) -> int:
+    from agents.report import markdown_table
+    from paper.report import paper_report
+
+    built = build(cfg)
+    store = StateStore.open(Path(str(cfg.state)), readonly=True)
+    try:
+        out_dir = Path(str(cfg.report_dir)) if cfg.get("report_dir") else Path(str(cfg.state)).with_suffix(".report")
+        doc = paper_report(store, built, out_dir)
+    finally:
+        store.close()
+    for line in markdown_table(doc).splitlines():
+        out(line)
+    out(f"report: {out_dir / 'report.html'}")
+    return 0
+
+
+READY_DAYS = 30
+
+
+def readiness(store: StateStore) -> list[dict[str, Any]]:
+    """The specification's pre-live checklist, each item met or not with its evidence, from the audit trail."""
+    from envs.execution.fees import make_fee_model
+
+    records = store.audit_records()
+    start = [r for r in records if r.kind == "start"]
+    env = start[0].payload_obj()["config"]["env"] if start else dataclasses.asdict(EnvConfig())
+    sealed = [r for r in records if r.terminal]
+    counted = [r for r in sealed if r.kind in ("traded", "held", "halted")]
+    days = len(counted) / 24
+    items = [{"item": f"paper trading for {READY_DAYS} days", "met": days >= READY_DAYS,
+              "evidence": f"{days:.2f} days ({len(counted)} hours traded/held/halted, "
+                          f"{sum(r.kind == 'missed' for r in sealed)} missed)"}]
+    levels: dict[int, int] = {}
+    rules: dict[str, int] = {}
+    dd_hours: list[int] = []
+    for row in store.ledger_rows():
+        d = store.stage_payload(row["hour"], Stage.DECIDED)["decision"]["risk"]
+        levels[int(d["ladder_level"])] = levels.get(int(d["ladder_level"]), 0) + 1
+        for iv in d["interventions"]:
+            rules[iv["rule"]] = rules.get(iv["rule"], 0) + 1
+            if "drawdown" in iv["rule"] or "ladder" in iv["rule"]:
+                dd_hours.append(row["hour"])
+    exercised = any(level > 0 for level in levels) or bool(dd_hours)
+    items.append({"item": "drawdown enforcement exercised", "met": exercised,
+                  "evidence": f"hours per ladder level {dict(sorted(levels.items()))}; drawdown-rule interventions "
+                              f"{len(dd_hours)}" + (f", first {iso(dd_hours[0])}" if dd_hours else "")})
+    ks = [r for r in records if r.kind == "kill_switch"]
+    react = [r for r in records if r.kind == "reactivate"]
+    items.append({"item": "kill switch tested (engaged and reactivated)", "met": bool(ks) and bool(react),
+                  "evidence": f"{len(ks)} engagement(s)" + (f", first {iso(ks[0].hour)}" if ks else "")
+                              + f"; {len(react)} reactivation(s)"})
+    fees_ok, n, worst = True, 0, 0.0
+    model = make_fee_model(str(env["fee_model"]), float(env["maker_fee"]), float(env["taker_fee"]))
+    prev_volume = 0.0
+    for row in store.ledger_rows():
+        maker, taker = model.rates(np.array([prev_volume]))
+        for f in store.fills(row["hour"]):
+            rate = float(maker[0] if f.liquidity == "maker" else taker[0])
+            notional = float(f.price) * float(f.units)
+            err = abs(float(f.fee) - rate * notional) / max(rate * notional, 1e-12)
+            worst, n = max(worst, err), n + 1
+            fees_ok &= err < 1e-9
+        account = store.stage_payload(row["hour"], Stage.LEDGER_COMMITTED)["ledger"]["risk"]["detail"]["account"]
+        prev_volume = float(account["volume_30d"])
+    items.append({"item": "fee model checked against the paper fills (fee = rate x notional)", "met": fees_ok and n > 0,
+                  "evidence": f"{n} fills, worst relative error {worst:.2e} ({env['fee_model']} "
+                              f"maker {env['maker_fee']} taker {env['taker_fee']}); slippage not checked here"})
+    stress = {k: v for k, v in rules.items() if k != "sanitise"}
+    items.append({"item": "risk engine under stress (interventions fired)", "met": bool(stress),
+                  "evidence": f"interventions by rule {dict(sorted(stress.items()))}"})
+    return items
+
+
+def cmd_readiness(cfg: DictConfig, out: Printer = print) -> int:
+    store = StateStore.open(Path(str(cfg.state)), readonly=True)
+    try:
+        items = readiness(store)
+    finally:
+        store.close()
+    for it in items:
+        out(f"[{'x' if it['met'] else ' '}] {it['item']}: {it['evidence']}")
+    out(f"ready for live: {'yes' if all(i['met'] for i in items) else 'no'} "
+        f"({sum(i['met'] for i in items)}/{len(items)} items met)")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[DictConfig, Printer], int]] = {
+    "run": cmd_run, "status": cmd_status, "verify": cmd_verify, "replay-hour": cmd_replay_hour,
+    "reactivate": cmd_reactivate, "readiness": cmd_readiness, "report": cmd_report,
+}
+
+__all__ = ["COMMANDS", "build", "check_books", "readiness", "replay_hour"]
