@@ -282,7 +282,7 @@ READY_DAYS = 30
 
 def readiness(store: StateStore) -> list[dict[str, Any]]:
     """The specification's pre-live checklist, each item met or not with its evidence, from the audit trail."""
-    from envs.execution.fees import make_fee_model
+    from envs.execution.fees import fee_table, make_fee_model, rates_from_table
 
     records = store.audit_records()
     start = [r for r in records if r.kind == "start"]
@@ -316,7 +316,7 @@ def readiness(store: StateStore) -> list[dict[str, Any]]:
     model = make_fee_model(str(env["fee_model"]), float(env["maker_fee"]), float(env["taker_fee"]))
     prev_volume = 0.0
     for row in store.ledger_rows():
-        maker, taker = model.rates(np.array([prev_volume]))
+        maker, taker = rates_from_table(fee_table(model), np.array([prev_volume]))
         for f in store.fills(row["hour"]):
             rate = float(maker[0] if f.liquidity == "maker" else taker[0])
             notional = float(f.price) * float(f.units)

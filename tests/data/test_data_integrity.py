@@ -171,6 +171,6 @@ def test_a_jump_after_a_flat_stretch_is_a_spike_and_gap_fills_are_not_stale() ->
 def test_integrity_overrides_are_checked_like_every_config() -> None:
     with pytest.raises(ConfigError, match=r"data.integrity: unknown keys \['treshold'\]"):
         IntegrityConfig.from_mapping({"treshold": 0.01}, section="data.integrity")
-    with pytest.raises(ConfigError, match="data.integrity.threshold"):
+    with pytest.raises(ConfigError, match=r"data\.integrity\.threshold"):
         IntegrityConfig.from_mapping({"threshold": "0.01"}, section="data.integrity")
     assert IntegrityConfig.from_mapping({"threshold": 0.005}).threshold == 0.005
