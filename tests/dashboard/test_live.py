@@ -72,7 +72,8 @@ def test_polling_while_the_paper_loop_replays_real_kraken_hours(tmp_path: Path) 
                 errors.append(("/api/status", r.status_code))
             else:
                 closed.append(r.json()["last_closed_hour"] or 0)
-            for url in ("/api/equity?limit=10000", "/api/positions", "/api/fills?limit=50", "/metrics"):
+            for url in ("/api/equity?limit=10000", "/api/positions", "/api/fills?limit=50", "/metrics", "/api/config",
+                        "/api/signals", "/api/interventions", "/api/confidence", "/api/allocation", "/"):
                 code = s.get(base + url, timeout=30).status_code
                 if code != 200:
                     errors.append((url, code))
