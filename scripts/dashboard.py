@@ -1,8 +1,8 @@
 """Serve the paper-trading dashboard: a read-only FastAPI app over the state file, with uvicorn.
 
-    python scripts/dashboard.py dashboard.state=outputs/paper/<run>/state.db
-    python scripts/dashboard.py dashboard.state=... dashboard.port=9000 dashboard.refresh_s=10
-    KRAKENRL_DASHBOARD_TOKEN=<16+ chars> python scripts/dashboard.py dashboard.host=0.0.0.0 dashboard.state=...
+    python scripts/dashboard.py state=outputs/paper/<run>/state.db
+    python scripts/dashboard.py state=... dashboard.port=9000 dashboard.refresh_s=10
+    KRAKENRL_DASHBOARD_TOKEN=<16+ chars> python scripts/dashboard.py dashboard.host=0.0.0.0 state=...
 
 Open http://127.0.0.1:8765/ (with a token: http://HOST:PORT/?token=<token> once; the page keeps it
 in an HttpOnly cookie). The API is documented at /docs (OpenAPI at /openapi.json), Prometheus

@@ -61,7 +61,7 @@ def test_script_serves_with_the_token_from_the_environment(state_db: Path, tmp_p
     port = free_port()
     env = {**os.environ, "KRAKENRL_DASHBOARD_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
     p = subprocess.Popen([sys.executable, "scripts/dashboard.py", "dashboard.host=0.0.0.0", f"dashboard.port={port}",
-                          f"dashboard.state={state_db}", f"hydra.run.dir={tmp_path}/run"],
+                          f"state={state_db}", f"hydra.run.dir={tmp_path}/run"],
                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
