@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +29,7 @@ from sklearn.metrics import roc_auc_score
 
 from agents.baselines import EpisodeResult
 from agents.metrics import DEFAULT_BLOCK, HOURS_PER_YEAR, json_safe, max_drawdown, sharpe_ratio
+from envs.atomic import atomic_write
 from envs.data.market import MarketData
 from envs.errors import ConfigError, DataError
 from predictors.labels import HORIZONS, make_labels
@@ -412,28 +411,6 @@ def metrics_document(
         }
     doc.update(extra or {})
     return json_safe(doc)  # type: ignore[no-any-return]
-
-
-def atomic_write(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``.
-
-    A reader never sees a half-written file and a crash leaves the old file (or none),
-    because the rename within one folder is atomic.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is for others to read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_json(path: str | Path, obj: Any) -> Path:

@@ -24,8 +24,9 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from agents.baselines import EpisodeResult
-from agents.evaluation import UNKNOWN, atomic_write
+from agents.evaluation import UNKNOWN
 from agents.metrics import HOURS_PER_YEAR, drawdown_series
+from envs.atomic import atomic_write
 from predictors.regime import REGIMES
 
 DPI = 100
