@@ -3,7 +3,9 @@
 - **Append-only**: a month file only ever gains rows; an hour already stored is never
   changed (a new source disagreeing with it is counted as a conflict and logged).
 - **Atomic**: every file (partitions, manifest, resume state) is written to a temp file in
-  the same folder and moved into place with ``os.replace``.
+  the same folder and moved into place with ``os.replace``; a partition write is two-phase
+  (the manifest names the new checksum first, `BarStore._finish_pending` completes or drops
+  an interrupted one at the next open), so a crash never leaves file and manifest disagreeing.
 - **Manifest** ``manifest.json``: per partition its exchange, pair, month, row count,
   first/last bar, rows per source, SHA-256 of the file and the fetch time. `BarStore.verify`
   recomputes the checksums and names every corrupted, missing or unlisted partition.
