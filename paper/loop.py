@@ -88,6 +88,44 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+PREDICTION_HORIZONS = (1, 4, 24)
+REGIME_CHANNELS = ("regime_p_trend", "regime_p_range", "regime_p_high_vol", "regime_p_crash")
+
+
+def signal_snapshot(core: Any, t: int, assets: Sequence[str]) -> dict[str, Any]:
+    """The predictions and regime probabilities the decision at bar ``t`` could see, per asset.
+
+    ``predictions``: ``{asset: {"1": {"p_up", "exp_return"}, "4": ..., "24": ...}}`` (horizon in
+    hours) from the meta-learner's ``meta_h{h}_*`` channels; ``regime``:
+    ``{asset: [p_trend, p_range, p_high_vol, p_crash]}``.
+    Assets without a prediction at ``t`` (``signals_available`` off) are left out; no signals
+    (a baseline on bare bars) give empty mappings.
+    """
+    names = list(getattr(core, "signal_names", ()) or ())
+    signals = getattr(core, "signals", None)
+    if signals is None or not names:
+        return {"predictions": {}, "regime": {}}
+    row = np.asarray(signals[t], dtype=np.float64)  # (N, K)
+    flag = names.index("signals_available") if "signals_available" in names else None
+    have = row[:, flag] > 0.5 if flag is not None else np.ones(len(assets), dtype=bool)
+    preds: dict[str, Any] = {}
+    regime: dict[str, Any] = {}
+    for i, asset in enumerate(assets):
+        if not have[i]:
+            continue
+        per_h = {}
+        for h in PREDICTION_HORIZONS:
+            rec = {k: float(row[i, names.index(f"meta_h{h}_{k}")]) for k in ("p_up", "exp_return")
+                   if f"meta_h{h}_{k}" in names}
+            if rec:
+                per_h[str(h)] = rec
+        if per_h:
+            preds[asset] = per_h
+        if all(c in names for c in REGIME_CHANNELS):
+            regime[asset] = [float(row[i, names.index(c)]) for c in REGIME_CHANNELS]
+    return jsonable({"predictions": preds, "regime": regime})
+
+
 @dataclass
 class PaperSetup:
     """What the loop trades with: the run's env config (with the backtest's action mode), risk limits, policy.
@@ -273,6 +311,7 @@ class PaperLoop:
         if pre is not None:
             report["interventions"].insert(0, pre.to_dict())
         return jsonable({
+            **signal_snapshot(env.core, t, env.market.assets),
             "t": t, "hour": int(env.market.timestamps[t]), "obs_hash": content_hash(jsonable(obs)),
             "action": action, "proposal": proposal, "target": d.target, "weights": weights[0],
             "hold": bool(hold[0]), "urgency": urgency, "current": snap.weights, "risk": report,

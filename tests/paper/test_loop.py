@@ -156,3 +156,29 @@ def test_hours_the_process_was_down_are_missed_never_filled_and_the_run_goes_on(
     assert first["hour"] == down_from + 4 * 3600 and held != {} and sum(held.values(), Decimal(0)) > 0
     assert len(store.ledger_rows()) == 48 - 4
     store.verify()
+
+
+def test_the_decision_records_the_predictions_and_regime_it_saw(tiny_market) -> None:
+    """The DECIDED payload carries bar t's predictions and regime per asset, in a shape the dashboard reads."""
+    from paper.dashboard.views import predictions_list, regime_map
+    from paper.loop import REGIME_CHANNELS, signal_snapshot
+
+    market = tiny_market(seed=2, n_bars=60, assets=("BTC", "ETH", "SOL"))
+    names = ["meta_h1_p_up", "meta_h1_exp_return", "meta_h24_p_up", "meta_h24_exp_return", *REGIME_CHANNELS,
+             "signals_available"]
+    sig = np.zeros((60, 3, len(names)), dtype=np.float32)
+    sig[:, :, 0], sig[:, :, 1], sig[:, :, 2], sig[:, :, 3] = 0.6, 0.001, 0.55, 0.004
+    sig[:, :, 4:8] = [0.1, 0.6, 0.2, 0.1]
+    sig[:, :2, -1] = 1.0  # SOL has no prediction yet
+    sig[30, 0, 1] = np.nan
+    env = KrakenSpotEnv(market, window=4, signals=sig, signal_names=names)
+    snap = signal_snapshot(env.core, 30, market.assets)
+    assert set(snap["predictions"]) == {"BTC", "ETH"} and set(snap["regime"]) == {"BTC", "ETH"}
+    # the env reads a NaN signal as 0 (its signal contract), and the record shows what the decision saw
+    assert snap["predictions"]["BTC"]["1"] == {"p_up": pytest.approx(0.6), "exp_return": 0.0}
+    assert snap["predictions"]["ETH"]["24"]["exp_return"] == pytest.approx(0.004)
+    records = predictions_list(snap["predictions"], market.assets)
+    assert {(r["asset"], r["horizon"]) for r in records} == {(a, h) for a in ("BTC", "ETH") for h in (1, 24)}
+    assert regime_map(snap["regime"], market.assets)["ETH"]["range"] == pytest.approx(0.6)
+    assert signal_snapshot(KrakenSpotEnv(market, window=4).core, 30, market.assets) == {"predictions": {},
+                                                                                          "regime": {}}
