@@ -8,6 +8,7 @@ seed for a random-walk market.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,17 @@ import pytest
 from envs.data.market import HOUR, MarketData, PairInfo
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-T0 = 1_700_000_000 // HOUR * HOUR  # 2023-11-14 22:00 UTC
+T0 = 1_700_000_000 // HOUR * HOUR
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str) -> Any:
+    """``scripts/<name>.py`` imported as a module (its functions, without running ``main``)."""
+    spec = importlib.util.spec_from_file_location(f"_script_{name}", ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod  # 2023-11-14 22:00 UTC
 
 
 def pair_info(asset: str, lot_decimals: int = 8, ordermin: float = 0.0001, costmin: float = 0.5) -> PairInfo:

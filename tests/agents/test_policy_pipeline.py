@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -27,27 +26,22 @@ from tests.agents.pipeline_helpers import (
     eval_overrides,
     tiny_overrides,
 )
+from tests.conftest import load_script
 
 BASELINES = ("all_cash", "buy_and_hold_btc", "equal_weight_buy_and_hold", "equal_weight_daily", "rule_strategy",
              "top3_predictor")
 
 
-def _script(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"_script_{name}", ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("pipeline")
     cache = base / "cache"
-    train = _script("train")
+    train = load_script("train")
     run = base / "run"
     train.train(compose_config("train", tiny_overrides(cache)), run)
-    evaluate = _script("evaluate")
+    evaluate = load_script("evaluate")
     out = base / "eval"
     evaluate.evaluate(compose_config("evaluate", eval_overrides(run, cache)), out)
     return {"base": base, "cache": cache, "run": run, "eval": out}
@@ -134,7 +128,7 @@ def _params(path: Path) -> dict[str, bytes]:
 
 def test_same_config_and_seed_give_identical_models_and_metrics(trained: dict[str, Path]) -> None:
     base, cache = trained["base"], trained["cache"]
-    train, evaluate = _script("train"), _script("evaluate")
+    train, evaluate = load_script("train"), load_script("evaluate")
     run2 = base / "run_again"
     train.train(compose_config("train", tiny_overrides(cache)), run2)
     for level in ("strategic", "tactical", "flat"):
@@ -148,7 +142,7 @@ def test_same_config_and_seed_give_identical_models_and_metrics(trained: dict[st
 
 def test_a_different_seed_gives_different_weights(trained: dict[str, Path]) -> None:
     run3 = trained["base"] / "run_seed1"
-    _script("train").train(compose_config("train", tiny_overrides(trained["cache"], seed=1)), run3)
+    load_script("train").train(compose_config("train", tiny_overrides(trained["cache"], seed=1)), run3)
     assert _params(trained["run"] / "models" / "flat" / "model.zip") != _params(run3 / "models" / "flat" / "model.zip")
 
 
@@ -156,7 +150,7 @@ def test_training_resumes_from_the_last_checkpoint(trained: dict[str, Path]) -> 
     run = trained["base"] / "resumed"
     cfg = [*tiny_overrides(trained["cache"]), "agent.flat_timesteps=128", "agent.checkpoint_every=64",
            "agent.hierarchical=false"]
-    train = _script("train")
+    train = load_script("train")
     train.train(compose_config("train", cfg), run)
     flat = run / "models" / "flat"
     assert json.loads((flat / "checkpoint" / "steps.json").read_text())["num_timesteps"] >= 64
@@ -184,7 +178,7 @@ def test_unknown_agent_key_is_named() -> None:
 
 
 def test_baselines_only_evaluation_has_no_training_period(trained: dict[str, Path]) -> None:
-    evaluate = _script("evaluate")
+    evaluate = load_script("evaluate")
     overrides = [o for o in eval_overrides(trained["run"], trained["cache"]) if not o.startswith("run=")]
     over = tiny_overrides(trained["cache"])
     data = [o for o in over if o.startswith(("data.", "predictor.", "walk_forward.", "+features", "risk."))]
@@ -265,7 +259,7 @@ def test_evaluate_patches_the_runs_config_with_dotted_overrides(monkeypatch: pyt
     """``data.seed=8`` changes only that key of the run's data; ``data=csv`` replaces the group."""
     from omegaconf import OmegaConf
 
-    evaluate = _script("evaluate")
+    evaluate = load_script("evaluate")
     run_cfg = compose_config("train", ["experiment=fast", "data.seed=3", "env.limit_offset=5"])
     cfg = compose_config("evaluate", ["eval.start=2022-10-01", "eval.end=2022-12-31", "data.seed=8"])
     monkeypatch.setattr(evaluate, "_cli_overrides", lambda: ["eval.start=2022-10-01", "data.seed=8"])
@@ -289,7 +283,7 @@ def test_walk_forward_windows_train_and_test_consecutive_months_and_pool_them(tr
     overrides = [o for o in tiny_overrides(trained["cache"]) if not o.startswith("data.end")]
     overrides += ["stages=[walk_forward]", "windows.n=2", "windows.test_hours=168", f"eval.end={EVAL_END}",
                   "report=true", "n_boot=50"]
-    doc = _script("run").main_job(compose_config("run", overrides), base)["walk_forward"]
+    doc = load_script("run").main_job(compose_config("run", overrides), base)["walk_forward"]
     windows = window_splits(EVAL_END, 2, 168)
     assert windows[0].eval_end < windows[1].eval_start and windows[0].train_end < windows[0].eval_start
     assert [w["train_end"] for w in doc["windows"]] == [w.train_end for w in windows]

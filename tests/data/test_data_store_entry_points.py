@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from envs.data.market import MarketData
 from envs.data.store import BarStore
 from envs.data.trades import trades_to_bars
 from envs.errors import ConfigError, DataError
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, load_script
 from tests.data.replay import binance_session, coinbase_rows, coinbase_session, kraken_session, recorded
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,12 +24,6 @@ CONF = ROOT / "conf"
 H = 3600
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _cfg(overrides: list[str]):
@@ -55,7 +48,7 @@ def test_download_script_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     cfg = _cfg([f"store={store}", "pairs=[XBT/USD]", f"start={iso(start)}",
                 f"end={iso(end)}", "download.kraken.sources=[trades]", "download.page_limit=100",
                 "download.progress=false"])  # fmt: skip
-    summary = _script("download_data").run(cfg, tmp_path / "out", sessions=sessions, now=lambda: end + 6 * H,
+    summary = load_script("download_data").run(cfg, tmp_path / "out", sessions=sessions, now=lambda: end + 6 * H,
                                            sleep=lambda s: None, exchange_options={"rateLimit": 5})  # fmt: skip
     out = capsys.readouterr().out
     assert "bars fetched" in out and "integrity flags" in out
@@ -70,7 +63,7 @@ def test_download_script_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_download_config_errors_name_the_key(tmp_path: Path) -> None:
-    run = _script("download_data").run
+    run = load_script("download_data").run
     base = [f"store={tmp_path}", "start=2024-01-01", "end=2024-01-02"]
     cases = [
         (["pairs=[FOO/USD]"], DataError, "unknown pair 'FOO/USD'"),
@@ -133,6 +126,6 @@ def test_train_predictors_runs_on_the_store(tmp_path: Path) -> None:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="train_predictors",
                       overrides=["data=store", f"data.path={store}", *keep, "mlflow.enabled=false"])  # fmt: skip
-    summary = _script("train_predictors").run(cfg, tmp_path / "out")
+    summary = load_script("train_predictors").run(cfg, tmp_path / "out")
     assert (tmp_path / "out" / "predictions.parquet").is_file()
     assert 0.0 <= summary["overall"]["meta"]["1"]["auc"] <= 1.0

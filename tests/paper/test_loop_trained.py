@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from typing import Any
 
 import pytest
 from omegaconf import OmegaConf
@@ -14,24 +12,19 @@ from agents.training import AgentConfig
 from paper.app import COMMANDS, build
 from paper.state import StateStore
 from tests.agents.pipeline_helpers import EVAL_START, compose_config, tiny_overrides
-from tests.paper.loop_helpers import ROOT, backtest, compare
+from tests.conftest import load_script
+from tests.paper.loop_helpers import backtest, compare
 
 END = "2022-05-03T00:00:00Z"  # 48 decision hours after EVAL_START
 
 
-def _script(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"_script_{name}", ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("trained")
     cache = base / "cache"
-    _script("train").train(compose_config("train", tiny_overrides(cache)), base / "run")
+    load_script("train").train(compose_config("train", tiny_overrides(cache)), base / "run")
     return {"run": base / "run", "cache": cache, "base": base}
 
 
