@@ -140,10 +140,9 @@ def cmd_status(cfg: DictConfig, out: Printer = print) -> int:
     try:
         rows, risk, pf = store.ledger_rows(), store.risk_state(), store.portfolio()
         initial = Decimal(repr(float(EnvConfig().initial_cash)))
-        if store.audit_records():
-            start = [r for r in store.audit_records() if r.kind == "start"]
-            if start:
-                initial = Decimal(repr(float(start[0].payload_obj()["config"]["env"]["initial_cash"])))
+        start = [r for r in store.audit_records() if r.kind == "start"]
+        if start:
+            initial = Decimal(repr(float(start[0].payload_obj()["config"]["env"]["initial_cash"])))
         equity = rows[-1]["equity"] if rows else initial
         curve = np.array([float(r["equity"]) for r in rows]) if rows else np.array([float(initial)])
         peak = max(float(initial), float(curve.max()))
@@ -314,9 +313,10 @@ def readiness(store: StateStore) -> list[dict[str, Any]]:
                               + f"; {len(react)} reactivation(s)"})
     fees_ok, n, worst = True, 0, 0.0
     model = make_fee_model(str(env["fee_model"]), float(env["maker_fee"]), float(env["taker_fee"]))
+    table = fee_table(model)
     prev_volume = 0.0
     for row in store.ledger_rows():
-        maker, taker = rates_from_table(fee_table(model), np.array([prev_volume]))
+        maker, taker = rates_from_table(table, np.array([prev_volume]))
         for f in store.fills(row["hour"]):
             rate = float(maker[0] if f.liquidity == "maker" else taker[0])
             notional = float(f.price) * float(f.units)
