@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.agents.pipeline_helpers import compose_config
-from tests.agents.test_policy_pipeline import _script
+from tests.conftest import load_script
 
 EVAL = ["eval.start=2022-10-01T00:00:00Z", "eval.end=2022-12-31T23:00:00Z"]
 
@@ -24,7 +24,7 @@ def _run(tmp: Path, data: str) -> dict:  # type: ignore[type-arg]
     common = ["mlflow.enabled=false", "tensorboard=false", "progress=false", f"cache_dir={tmp / 'cache'}",
               "n_boot=200", "report=false"]
     cfg = compose_config("run", [f"data={data}", "stages=[train,evaluate]", *EVAL, *common])
-    done = _script("run").main_job(cfg, tmp / "out")
+    done = load_script("run").main_job(cfg, tmp / "out")
     return done["evaluate"]  # type: ignore[no-any-return]
 
 
