@@ -10,6 +10,7 @@ tampered, corrupted, foreign or locked file) exit 2 naming the file and the reco
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -23,9 +24,11 @@ from envs.data.loaders import to_unix
 from envs.data.market import MarketData
 from envs.errors import ConfigError
 from paper.canonical import content_hash
+from paper.feeds.base import Feed
 from paper.feeds.replay import ReplayFeed, load_market
 from paper.hours import iso
-from paper.loop import PaperLoop, PaperSetup, execute, jsonable, orders_of
+from paper.live import LiveConfig, LiveRunner, StopFlag, first_decidable_hour
+from paper.loop import PaperLoop, PaperSetup, execute, feed_outage, jsonable, orders_of
 from paper.scrub import scrub_config
 from paper.state import Stage, StateStore
 from risk.limits import RiskLimits
@@ -35,7 +38,7 @@ Printer = Callable[[str], None]
 
 @dataclasses.dataclass
 class Built:
-    feed: ReplayFeed
+    feed: Feed
     setup: PaperSetup
     run_id: str
     config: dict[str, Any]
@@ -50,15 +53,24 @@ def _baseline(name: str, cfg: DictConfig) -> Any:
     return policies[name]
 
 
-def build(cfg: DictConfig) -> Built:
-    """Feed, policy, env config and limits from the Hydra config (replay feed)."""
+FEEDS = ("replay", "kraken")
+
+
+def build(cfg: DictConfig, exchange: Any = None, clock: Callable[[], float] = time.time) -> Built:
+    """Feed, policy, env config and limits from the Hydra config.
+
+    ``exchange`` (``feed=kraken``): the ccxt ``kraken`` object to use (None: a new one, public
+    endpoints, rate limiter on); ``clock``: the feed's wall clock. Both are for tests.
+    """
     from krakenrl.cli import build as instantiate
 
-    if str(cfg.feed.name) != "replay":
-        raise ConfigError(f"feed={cfg.feed.name}: this build runs feed=replay (feed=kraken is paper/feeds/kraken.py)")
+    if str(cfg.feed.name) not in FEEDS:
+        raise ConfigError(f"feed={cfg.feed.name}: expected one of {FEEDS}")
     policy_arg = str(cfg.policy or "")
     if not policy_arg:
         raise ConfigError("policy: expected a run folder (scripts/train.py output) or baseline:NAME")
+    if str(cfg.feed.name) == "kraken":
+        return _build_kraken(cfg, policy_arg, exchange, clock)
     end = str(cfg.feed.end)
     if policy_arg.startswith("baseline:"):
         data_cfg, env_node, risk_node, run_cfg = cfg.data, cfg.env, cfg.risk, None
@@ -79,11 +91,12 @@ def build(cfg: DictConfig) -> Built:
     env_cfg = EnvConfig.from_mapping(OmegaConf.to_container(env_node, resolve=True))  # type: ignore[arg-type]
     limits = instantiate(risk_node, RiskLimits, "risk")
     signals, names = None, None
+    retrains: dict[int, dict[str, Any]] = {}
     if run_cfg is None:
         policy = _baseline(policy_arg.split(":", 1)[1], cfg)
         mode, run_id = "weights", policy_arg
     else:
-        policy, mode, signals, names = _run_policy(Path(policy_arg), run_cfg, market, cfg)
+        policy, mode, signals, names, retrains = _run_policy(Path(policy_arg), run_cfg, market, cfg)
         run_id = Path(policy_arg).resolve().name
     env_cfg = dataclasses.replace(env_cfg, action_mode=mode)
     feed = ReplayFeed(market, end=end, speed=float(cfg.feed.speed))
@@ -91,10 +104,41 @@ def build(cfg: DictConfig) -> Built:
                if k not in ("end", "speed")}  # a run may be extended or replayed faster: same state file
     plain = {"policy": policy_arg, "env": dataclasses.asdict(env_cfg), "risk": dataclasses.asdict(limits),
              "feed": feed_id, "assets": list(market.assets)}
-    return Built(feed, PaperSetup(env_cfg, limits, policy, signals, names), run_id, scrub_config(jsonable(plain)))
+    setup = PaperSetup(env_cfg, limits, policy, signals, names, retrains)
+    return Built(feed, setup, run_id, scrub_config(jsonable(plain)))
 
 
-def _run_policy(run: Path, run_cfg: Any, market: MarketData, cfg: DictConfig) -> tuple[Any, str, Any, Any]:
+def _build_kraken(cfg: DictConfig, policy_arg: str, exchange: Any, clock: Callable[[], float]) -> Built:
+    """``feed=kraken``: a `KrakenFeed` on public endpoints; a baseline policy (see `cmd_run` for why)."""
+    from krakenrl.cli import build as instantiate
+    from paper.feeds.faults import RetryPolicy
+    from paper.feeds.kraken import KrakenFeed
+
+    if not policy_arg.startswith("baseline:"):
+        raise ConfigError(
+            f"policy={policy_arg}: feed=kraken runs a baseline:NAME policy. A trained policy needs its predictors' "
+            "predictions for every new hour, and the prediction store is built walk-forward over a recorded period: "
+            "paper-trade a trained run with feed=replay over recorded (or downloaded) bars")
+    f = cfg.feed
+    assets = list(f.assets or [])
+    if not assets:
+        raise ConfigError("feed.assets: feed=kraken needs the universe, e.g. feed.assets=[BTC,ETH]")
+    env_cfg = dataclasses.replace(
+        EnvConfig.from_mapping(OmegaConf.to_container(cfg.env, resolve=True)),  # type: ignore[arg-type]
+        action_mode="weights")
+    limits = instantiate(cfg.risk, RiskLimits, "risk")
+    policy = _baseline(policy_arg.split(":", 1)[1], cfg)
+    retry = RetryPolicy(int(f.retries), float(f.backoff_s), float(f.max_backoff_s), float(f.jitter))
+    feed = KrakenFeed(assets, exchange=exchange, config=OmegaConf.to_container(f.ccxt, resolve=True) or {},  # type: ignore[arg-type]
+                      store=f.store, policy=retry, min_interval_ms=int(f.min_interval_ms), now=clock)
+    feed_id = {"name": "kraken", "assets": list(feed.assets), "store": f.store}
+    plain = {"policy": policy_arg, "env": dataclasses.asdict(env_cfg), "risk": dataclasses.asdict(limits),
+             "feed": feed_id, "assets": list(feed.assets)}
+    return Built(feed, PaperSetup(env_cfg, limits, policy), policy_arg, scrub_config(jsonable(plain)))
+
+
+def _run_policy(run: Path, run_cfg: Any, market: MarketData,
+                cfg: DictConfig) -> tuple[Any, str, Any, Any, dict[int, dict[str, Any]]]:
     from agents.pipeline import prediction_store, store_signals
     from agents.policies import HierarchicalPolicy
     from agents.training import AgentConfig
@@ -106,7 +150,17 @@ def _run_policy(run: Path, run_cfg: Any, market: MarketData, cfg: DictConfig) ->
     executor = agent.executor
     mode = "execution" if executor == "tactical" else "weights"
     policy = HierarchicalPolicy(run / "models", agent.algo, agent.every_hours, executor, name="policy")
-    return policy, mode, signals, names
+    return policy, mode, signals, names, retrain_schedule(store.folds, store.key)
+
+
+def retrain_schedule(folds: list[dict[str, Any]], store_key: str) -> dict[int, dict[str, Any]]:
+    """Decision hour -> the walk-forward fold whose freshly refit predictors start predicting there."""
+    out: dict[int, dict[str, Any]] = {}
+    for f in folds:
+        out[int(to_unix(str(f["test_start"])) or 0)] = {
+            "fold": int(f["fold"]), "train_start": f["train_start"], "train_end": f["train_end"],
+            "test_start": f["test_start"], "test_end": f["test_end"], "store": store_key}
+    return out
 
 
 def open_or_create(path: Path, built: Built, start: str) -> StateStore:
@@ -123,14 +177,37 @@ def open_or_create(path: Path, built: Built, start: str) -> StateStore:
     return store
 
 
-def cmd_run(cfg: DictConfig, out: Printer = print) -> int:
-    built = build(cfg)
-    store = open_or_create(Path(str(cfg.state)), built, str(cfg.feed.start))
+def cmd_run(cfg: DictConfig, out: Printer = print, exchange: Any = None,
+            clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> int:
+    """Replay (as fast as ``feed.speed``) or run live against Kraken (`paper.live.LiveRunner`).
+
+    SIGINT / SIGTERM stop after the hour in progress (exit 0; the same command resumes); a
+    second signal interrupts at once (the open transaction rolls back).
+    """
+    built = build(cfg, exchange, clock)
+    live = str(cfg.feed.name) == "kraken"
+    live_cfg = LiveConfig(**OmegaConf.to_container(cfg.paper.live, resolve=True))  # type: ignore[arg-type]
+    start = cfg.feed.get("start")
+    if live and start is None:  # a live run starts with the first hour still on time
+        start = iso(first_decidable_hour(clock(), live_cfg.grace_s))
+    store = open_or_create(Path(str(cfg.state)), built, str(start))
+    max_hours = None if cfg.max_hours is None else int(cfg.max_hours)
+    flag = StopFlag()
     try:
-        loop = PaperLoop(store, built.feed, built.setup, built.feed.history(store.next_hour(), 10**9), status=out)
-        done = loop.run(None if cfg.max_hours is None else int(cfg.max_hours))
+        with flag.installed():
+            if live:
+                n = int(cfg.feed.history_hours)
+                loop = PaperLoop(store, built.feed, built.setup, built.feed.history(store.next_hour(), n), status=out)
+                done = LiveRunner(loop, live_cfg, clock=clock, sleep=sleep, stop=flag).run(max_hours)
+            else:
+                loop = PaperLoop(store, built.feed, built.setup, built.feed.history(store.next_hour(), 10**9),
+                                 status=out)
+                done = loop.run(max_hours, stop=flag)
+        if flag.signal is not None:
+            out(f"stopped by signal {flag.signal} after the hour in progress; the same command resumes")
         out(f"processed {len(done)} hours; open hour {iso(store.next_hour())}; audit head {store.audit_head()[1]}")
     finally:
+        built.feed.close()
         store.close()
     return 0
 
@@ -155,6 +232,10 @@ def cmd_status(cfg: DictConfig, out: Printer = print) -> int:
         out(f"cash {float(pf.cash):.2f}  positions {({a: float(u) for a, u in held.items()}) or 'none'}")
         ks = f"ENGAGED ({risk.kill_switch_trigger})" if risk.kill_switch_engaged else "off"
         out(f"ladder level {risk.ladder_level}  kill switch {ks}  halted {risk.halted}")
+        outage = feed_outage(store.audit_records())
+        if outage is not None:
+            out(f"feed DOWN ({outage[0]}) since the open hour {iso(outage[1])}: the kill switch engages at the next "
+                "decision")
         if rows:
             d = store.stage_payload(rows[-1]["hour"], Stage.DECIDED)["decision"]
             out(f"last decision {iso(rows[-1]['hour'])}: target {np.round(d['target'], 4).tolist()}")
@@ -314,7 +395,7 @@ def readiness(store: StateStore) -> list[dict[str, Any]]:
     fees_ok, n, worst = True, 0, 0.0
     model = make_fee_model(str(env["fee_model"]), float(env["maker_fee"]), float(env["taker_fee"]))
     table = fee_table(model)
-    prev_volume = 0.0
+    prev_volume = float(env.get("fee_volume_30d") or 0.0)  # the account's 30-day volume credit at the start
     for row in store.ledger_rows():
         maker, taker = rates_from_table(table, np.array([prev_volume]))
         for f in store.fills(row["hour"]):
@@ -327,11 +408,66 @@ def readiness(store: StateStore) -> list[dict[str, Any]]:
         prev_volume = float(account["volume_30d"])
     items.append({"item": "fee model checked against the paper fills (fee = rate x notional)", "met": fees_ok and n > 0,
                   "evidence": f"{n} fills, worst relative error {worst:.2e} ({env['fee_model']} "
-                              f"maker {env['maker_fee']} taker {env['taker_fee']}); slippage not checked here"})
+                              f"maker {env['maker_fee']} taker {env['taker_fee']}, "
+                              f"30-day volume credit {env.get('fee_volume_30d', 0)})"})
+    items.append(slippage_check(store, records))
     stress = {k: v for k, v in rules.items() if k != "sanitise"}
     items.append({"item": "risk engine under stress (interventions fired)", "met": bool(stress),
                   "evidence": f"interventions by rule {dict(sorted(stress.items()))}"})
     return items
+
+
+SLIPPAGE_COVERAGE = 0.95
+
+
+def slippage_check(store: StateStore, records: list[Any]) -> dict[str, Any]:
+    """Is the slippage model at least as costly as the spread the feed observed, for the taker fills?
+
+    Per sealed hour with taker (market) fills: the modelled cost rate = the hour's recorded
+    slippage / its taker notional, against the notional-weighted observed half-spread of the
+    assets those fills traded (the feed's ticker spread at fetch time). Met when the model is
+    not cheaper than the observed half-spread in at least 95 % of those hours. A feed without
+    a spread (a replay of OHLCV dumps) gives no evidence: not met, said so.
+    """
+    from envs.data.pairs import pair_info
+
+    checked = below = no_spread = 0
+    ratios: list[float] = []
+    for rec in records:
+        if rec.kind != "traded":
+            continue
+        hour = int(rec.hour)
+        bar = store.stage_payload(hour, Stage.FETCHED)["snapshot"]["bar"]
+        spread, assets = bar.get("spread"), list(bar["assets"])
+        pairs = {o.client_order_id: o.pair for o in store.orders(hour)}
+        taker, observed = 0.0, 0.0
+        for f in store.fills(hour):
+            if f.liquidity != "taker":
+                continue
+            notional = float(f.price) * float(f.units)
+            taker += notional
+            asset = pair_info(pairs[f.client_order_id]).asset
+            s = spread[assets.index(asset)] if spread is not None and asset in assets else None
+            observed = np.nan if s is None or not np.isfinite(observed) else observed + notional * s / 2
+        if taker <= 0:
+            continue
+        if not np.isfinite(observed):
+            no_spread += 1
+            continue
+        modelled = float(rec.payload_obj()["slippage"]) / taker
+        half = observed / taker
+        checked += 1
+        below += modelled < half
+        if half > 0:
+            ratios.append(modelled / half)
+    share = 1 - below / checked if checked else 0.0
+    med = f", median modelled / observed {float(np.median(ratios)):.2f}" if ratios else ""
+    evidence = (f"{checked} hours with taker fills and an observed spread: model >= observed half-spread in "
+                f"{share:.1%}{med}; {no_spread} hours with taker fills but no spread from the feed")
+    if not checked:
+        evidence += " (a replay of OHLCV dumps carries no spread: run feed=kraken for this evidence)"
+    return {"item": "slippage model checked against the spread the feed observed", "evidence": evidence,
+            "met": checked > 0 and share >= SLIPPAGE_COVERAGE}
 
 
 def cmd_readiness(cfg: DictConfig, out: Printer = print) -> int:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -52,11 +52,12 @@ from paper.account import (
 )
 from paper.audit import AuditEvent
 from paper.canonical import content_hash
-from paper.feeds.base import BarBatch, Feed
+from paper.feeds.base import BarBatch, Feed, FeedDown
 from paper.hours import iso
 from paper.ledger import LedgerUpdate, Portfolio, RiskState
-from paper.market import append_bar, batch_from_payload, batch_payload
+from paper.market import append_bar, batch_from_payload, batch_payload, validate_batch
 from paper.orders import Fill, OrderIntent, client_order_id
+from paper.scrub import scrub_text
 from paper.state import Stage, StateStore
 from risk.cost_gate import cost_inputs_from_env
 from risk.kill_switch import ReactivationRefused
@@ -131,8 +132,10 @@ class PaperSetup:
     """What the loop trades with: the run's env config (with the backtest's action mode), risk limits, policy.
 
     ``signals``/``signal_names``: the prediction signals aligned to the feed's recorded market
-    (rows from the history start); the loop slices the rows it knows. Live refresh of the
-    predictions (a ``retrain`` event) is not part of this loop.
+    (rows from the history start); the loop slices the rows it knows. They come from the
+    walk-forward prediction store, whose predictors are refit at each fold's first test bar
+    (``walk_forward.retrain_every``): ``retrains`` maps those decision hours to the fold's
+    record, and the loop audits a ``retrain`` event with the decision of that hour.
     """
 
     env_config: EnvConfig
@@ -140,6 +143,7 @@ class PaperSetup:
     policy: Any
     signals: np.ndarray | None = None
     signal_names: Sequence[str] | None = None
+    retrains: Mapping[int, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -181,10 +185,13 @@ class PaperLoop:
                              f"the open hour is {iso(store.next_hour())}")
 
     # ------------------------------------------------------------------ driving
-    def run(self, max_hours: int | None = None) -> list[HourOutcome]:
-        """Process hours until the feed has no next bar (or ``max_hours``); returns their outcomes."""
+    def run(self, max_hours: int | None = None, stop: Callable[[], bool] = lambda: False) -> list[HourOutcome]:
+        """Process hours until the feed has no next bar, ``max_hours`` or ``stop()`` (checked between hours).
+
+        A replay's pace; `paper.live.LiveRunner` drives a live feed (waiting, outages, stale data).
+        """
         out: list[HourOutcome] = []
-        while max_hours is None or len(out) < max_hours:
+        while (max_hours is None or len(out) < max_hours) and not stop():
             o = self.step()
             if o is None:
                 break
@@ -215,20 +222,60 @@ class PaperLoop:
             raise ValueError(f"PaperLoop: the feed's history has no bars {iso(last + HOUR)} .. {iso(hour)}")
         self.known = concat_markets(self.known, gap)
 
-    def step(self) -> HourOutcome | None:
-        """The open hour's cycle (resumed where the store says); None if its execution bar is not closed yet."""
+    def step(self, fetched: BarBatch | None = None) -> HourOutcome | None:
+        """The open hour's cycle (resumed where the store says); None if its execution bar is not closed yet.
+
+        A `FeedDown` from the feed is recorded (`feed_down`) and re-raised: the caller waits
+        and retries; the kill switch engages at the next decision. ``fetched``: the open
+        hour's execution bar when the caller already has it (a probe after an outage).
+        """
         hour = self.store.next_hour()
         self._catch_up(hour)
         stage = self.store.cycle_stage(hour)
         if stage is None:
-            batch = self.feed.next_bar(hour)
+            if fetched is not None and fetched.hour == hour + HOUR:
+                batch: BarBatch | None = fetched
+            else:
+                try:
+                    batch = self.feed.next_bar(hour)
+                except FeedDown as exc:
+                    self.feed_down(exc)
+                    raise
             if batch is None:
                 return None
+            if (reason := self.outage()) is not None:
+                self.feed_up(reason)
+            batch = validate_batch(batch, self.known.assets)
             self.store.record_fetched(hour, {"bar": batch_payload(batch, self.known.assets),
                                              "history_hash": self.history_hash})
         else:
             batch = batch_from_payload(self.store.stage_payload(hour, Stage.FETCHED)["snapshot"]["bar"])
         return self._finish(hour, batch)
+
+    # ------------------------------------------------------------------ feed outages
+    def outage(self) -> str | None:
+        """The reason of the feed outage in progress (recorded, not yet over), else None."""
+        found = feed_outage(self.store.audit_records())
+        return None if found is None else found[0]
+
+    def feed_down(self, exc: FeedDown) -> bool:
+        """Record the start of an outage once: a ``kill_switch`` event (source feed); True if newly recorded.
+
+        Why engage at once rather than after N hours: the feed has already spent its retry
+        budget (`paper.feeds.faults`), so the exchange is down, in maintenance, cancel-only
+        or serving bad data; the projector applies the event at the next decision, where it
+        latches like any trigger until an operator reactivates.
+        """
+        if self.outage() == exc.reason:
+            return False
+        detail = scrub_text("; ".join([str(exc), *getattr(exc, "__notes__", [])]))[:500]
+        self.store.record_event("kill_switch", {"reasons": [exc.reason], "source": "feed", "detail": detail})
+        log.warning("feed down (%s): kill switch engages at the next decision", exc.reason)
+        return True
+
+    def feed_up(self, reason: str) -> None:
+        """Record the end of the outage (the exchange condition clears; the switch stays engaged)."""
+        self.store.record_event("fault", {"feed": "up", "reason": reason})
 
     # ------------------------------------------------------------------ the cycle
     def _finish(self, hour: int, batch: BarBatch) -> HourOutcome:
@@ -236,7 +283,10 @@ class PaperLoop:
         account, proj_state, pol_state = self._carried(t)
         if store.cycle_stage(hour) < Stage.DECIDED:  # type: ignore[operator]
             decision = self.decide(t, account, proj_state, pol_state)
-            store.record_decided(hour, decision, self._decision_events(decision))
+            events = self._decision_events(decision)
+            if hour in self.setup.retrains:
+                events.append(AuditEvent("retrain", {"hour": iso(hour), **dict(self.setup.retrains[hour])}))
+            store.record_decided(hour, decision, events)
         decision = store.stage_payload(hour, Stage.DECIDED)["decision"]
         market = append_bar(self.known, batch)
         result = execute(market, self.cfg, account, decision, t)
@@ -294,7 +344,7 @@ class PaperLoop:
         projector = RiskProjector(lim, env.market, cost_inputs_from_env(env, lim.cost_gate_horizon))
         if proj_state is not None:
             projector.load_state_dict(proj_state)
-        self._apply_reactivations(projector, int(env.market.timestamps[t]), account)
+        self._apply_events(projector, int(env.market.timestamps[t]), account)
         obs = env.core.observation_single()
         led = env.core.ledger  # what the env's step info says at the decision bar (baselines read it)
         info = {"weights": led.w[0].copy(), "t": t, "equity": float(led.equity[0]), "cash": float(led.cash[0]),
@@ -318,8 +368,23 @@ class PaperLoop:
             "projector": projector.state_dict(), "policy": policy_state(policy),
         })
 
-    def _apply_reactivations(self, projector: RiskProjector, hour: int, account: AccountState) -> None:
-        """An operator's ``reactivate`` event recorded for this hour (the only way out of the kill switch)."""
+    def _apply_events(self, projector: RiskProjector, hour: int, account: AccountState) -> None:
+        """The audit events since the previous decision, in order: feed outages, then reactivations.
+
+        Feed outages (``kill_switch`` with source feed, ``fault`` feed up) recorded after the
+        previous decided hour report the exchange down / up to the kill switch; an operator's
+        ``reactivate`` event recorded for this hour is the only way out of the kill switch.
+        """
+        decided = [r["hour"] for r in self.store.ledger_rows() if r["hour"] < hour]
+        since = decided[-1] if decided else None
+        for rec in self.store.audit_records():
+            if rec.kind not in ("kill_switch", "fault") or rec.hour > hour or (since is not None and rec.hour <= since):
+                continue
+            p = rec.payload_obj()
+            if rec.kind == "kill_switch" and p.get("source") == "feed":
+                projector.kill_switch.report_exchange_down(str(p["reasons"][0]), rec.hour)
+            elif rec.kind == "fault" and p.get("feed") == "up":
+                projector.kill_switch.report_exchange_up()
         for rec in self.store.audit_records():
             if rec.kind != "reactivate" or rec.hour != hour:
                 continue
@@ -338,6 +403,17 @@ class PaperLoop:
         if ks.get("engaged_now"):
             return [AuditEvent("kill_switch", {"reasons": ks.get("reasons", []), "t": decision["t"]})]
         return []
+
+
+def feed_outage(records: Sequence[Any]) -> tuple[str, int] | None:
+    """(reason, hour recorded) of the feed outage in progress in an audit trail, else None."""
+    for rec in reversed(records):
+        p = rec.payload_obj() if rec.kind in ("kill_switch", "fault") else {}
+        if rec.kind == "fault" and p.get("feed") == "up":
+            return None
+        if rec.kind == "kill_switch" and p.get("source") == "feed":
+            return str(p["reasons"][0]), int(rec.hour)
+    return None
 
 
 # ---------------------------------------------------------------------- pure steps (re-derivable)
@@ -461,5 +537,6 @@ def risk_state(decision: dict[str, Any], account: AccountState, hour: int) -> Ri
     )
 
 
-__all__ = ["HourOutcome", "PaperLoop", "PaperSetup", "concat_markets", "decision_config", "execute", "jsonable",
+__all__ = ["HourOutcome", "PaperLoop", "PaperSetup", "concat_markets", "decision_config", "execute", "feed_outage",
+           "jsonable",
            "market_hash", "orders_of", "risk_state"]

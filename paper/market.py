@@ -58,6 +58,35 @@ def append_bar(market: MarketData, batch: BarBatch) -> MarketData:
     )
 
 
+def validate_batch(batch: BarBatch, assets: tuple[str, ...]) -> BarBatch:
+    """``batch`` with every asset whose bar is not a valid OHLCV bar set to NaN and flagged ``invalid_bar:A``.
+
+    Valid: open, high, low, close finite and > 0, low <= min(open, close), max(open, close) <=
+    high, volume finite and >= 0 (the checks `envs.data.validation` applies to files). Why
+    NaN and not an error: the loop must go on for the other assets, and a NaN bar is what the
+    backtest's kill switch already reads as a data-integrity failure (entries in the asset
+    blocked; a held asset engages the switch), so paper and backtest share one rule.
+    """
+    if batch.n_assets != len(assets):
+        raise ValueError(f"validate_batch: batch has {batch.n_assets} assets, the universe {len(assets)}")
+    o, h, lo, c, v = batch.open, batch.high, batch.low, batch.close, batch.volume
+    with np.errstate(invalid="ignore"):
+        ohlc = np.stack([o, h, lo, c])
+        prices = np.isfinite(ohlc).all(axis=0) & (ohlc > 0).all(axis=0)
+        ok = prices & (lo <= np.minimum(o, c)) & (np.maximum(o, c) <= h) & np.isfinite(v) & (v >= 0)
+    present = np.isfinite(c) | np.isfinite(o) | np.isfinite(h) | np.isfinite(lo)
+    bad = present & ~ok
+    if not bad.any():
+        return batch
+    flags = tuple(f"invalid_bar:{a}" for a, b in zip(assets, bad.tolist(), strict=True) if b)
+
+    def blank(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else np.where(bad, np.nan, a)
+
+    return BarBatch(batch.hour, blank(o), blank(h), blank(lo), blank(c), blank(v),  # type: ignore[arg-type]
+                    blank(batch.trades), blank(batch.spread), batch.raw_hash, (*batch.flags, *flags))
+
+
 def _floats(a: np.ndarray | None) -> list[float | None] | None:
     return None if a is None else [float(x) if np.isfinite(x) else None for x in np.asarray(a).tolist()]
 
@@ -82,4 +111,4 @@ def batch_from_payload(payload: dict[str, Any]) -> BarBatch:
                     f["trades"], f["spread"], str(payload["raw_hash"]), tuple(payload["flags"]))
 
 
-__all__ = ["append_bar", "batch_from_payload", "batch_payload"]
+__all__ = ["append_bar", "batch_from_payload", "batch_payload", "validate_batch"]
