@@ -27,7 +27,7 @@ from paper.canonical import content_hash
 from paper.feeds.base import Feed
 from paper.feeds.replay import ReplayFeed, load_market
 from paper.hours import iso
-from paper.live import LiveConfig, LiveRunner, StopFlag, first_decidable_hour
+from paper.live import LiveConfig, LiveRunner, StopFlag, first_decidable_hour, history_hours
 from paper.loop import PaperLoop, PaperSetup, execute, feed_outage, jsonable, orders_of
 from paper.scrub import scrub_config
 from paper.state import Stage, StateStore
@@ -196,7 +196,7 @@ def cmd_run(cfg: DictConfig, out: Printer = print, exchange: Any = None,
     try:
         with flag.installed():
             if live:
-                n = int(cfg.feed.history_hours)
+                n = history_hours(store.first_hour, store.next_hour(), int(cfg.feed.history_hours))
                 loop = PaperLoop(store, built.feed, built.setup, built.feed.history(store.next_hour(), n), status=out)
                 done = LiveRunner(loop, live_cfg, clock=clock, sleep=sleep, stop=flag).run(max_hours)
             else:

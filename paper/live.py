@@ -63,6 +63,17 @@ def first_decidable_hour(now: float, grace_s: float) -> int:
     return int((now - grace_s - 2 * HOUR_S) // HOUR_S) * HOUR_S + HOUR_S
 
 
+def history_hours(first_hour: int, open_hour: int, warmup_hours: int) -> int:
+    """Bars of history a (re)started live loop loads: from ``warmup_hours`` before the run's first hour.
+
+    Anchored at the run's start, not at the open hour, so that a restart rebuilds the very
+    market the uninterrupted process had (same first bar, same row numbers): a decision
+    after a restart must equal the one the process would have made. Beyond Kraken's 720-hour
+    OHLC window the feed reads the local bar store (``feed.store``).
+    """
+    return (open_hour - first_hour) // HOUR_S + int(warmup_hours)
+
+
 class LiveRunner:
     """Drives ``loop`` hour after hour against ``clock`` (Unix seconds); see the module docstring."""
 
@@ -170,4 +181,4 @@ class StopFlag:
                 signal.signal(s, h)
 
 
-__all__ = ["LiveConfig", "LiveRunner", "StopFlag", "first_decidable_hour"]
+__all__ = ["LiveConfig", "LiveRunner", "StopFlag", "first_decidable_hour", "history_hours"]

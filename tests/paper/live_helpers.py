@@ -16,7 +16,7 @@ from envs.config import EnvConfig
 from paper import StateStore
 from paper.feeds.faults import RetryPolicy
 from paper.feeds.kraken import KrakenFeed
-from paper.live import LiveConfig, LiveRunner
+from paper.live import LiveConfig, LiveRunner, history_hours
 from paper.loop import PaperLoop, PaperSetup
 from risk.limits import resolve_limits
 from tests.paper.kraken_replay import END, H, KrakenReplay, kraken_exchange
@@ -72,7 +72,8 @@ def live_run(path: Path, t0: float = T0, first_hour: int = H0, feed_sleep: Calla
         store = StateStore.create(path, run_id="live-test", config_hash="cfg", first_hour=first_hour,
                                   initial_cash=Decimal(repr(float(cfg.initial_cash))), clock=clock)
     loop = PaperLoop(store, feed, PaperSetup(cfg, resolve_limits("spec_a"), ScriptedPolicy()),
-                     feed.history(store.next_hour(), 300), status=lambda s: None)
+                     feed.history(store.next_hour(), history_hours(store.first_hour, store.next_hour(), 300)),
+                     status=lambda s: None)
     return store, LiveRunner(loop, config, clock=fake, sleep=fake.sleep, **kw), fake, session
 
 
