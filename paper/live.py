@@ -116,7 +116,7 @@ class LiveRunner:
                     self.sleep(cfg.poll_s)
                     continue
                 if batch is None:
-                    self._wait_or_stale(hour)
+                    self._wait_or_stale()
                     down = loop.outage()
                     continue
                 self.catch_up(f"feed down ({down})")
@@ -134,15 +134,19 @@ class LiveRunner:
                     self.sleep(cfg.poll_s)
                     continue
             if outcome is None:
-                self._wait_or_stale(hour)
+                self._wait_or_stale()
                 down = loop.outage()
                 continue
             out.append(outcome)
             loop.status(outcome.status_line())
         return out
 
-    def _wait_or_stale(self, hour: int) -> None:
-        """The execution bar of ``hour`` (closing at hour + 2 h) is not published: wait, or call it stale."""
+    def _wait_or_stale(self) -> None:
+        """The open hour's execution bar (closing at hour + 2 h) is not published: wait, or call it stale.
+
+        The open hour is read afresh: an outage's end may just have recorded hours missed.
+        """
+        hour = self.loop.store.next_hour()
         due = hour + 2 * HOUR_S
         now = self.clock()
         if now < due:

@@ -25,7 +25,7 @@ from tests.paper.loop_policy import ScriptedPolicy, clock
 H0 = END - 40 * H  # the first decision hour of the live tests
 T0 = H0 + 2 * H + 60  # its execution bar closed a minute ago
 LIVE = LiveConfig(poll_s=60.0, stale_after_s=1800.0, grace_s=600.0)
-RETRY = RetryPolicy(retries=2, backoff_s=1.0, max_backoff_s=4.0, jitter=0.5)
+RETRY = RetryPolicy(retries=3, backoff_s=1.0, max_backoff_s=4.0, jitter=0.5)  # as the feed tests
 
 
 class FakeClock:

@@ -176,3 +176,17 @@ def test_a_stop_request_finishes_the_hour_in_progress_and_leaves_no_open_cycle(t
     assert len(out) == 3 and store.open_cycle() is None
     store.verify()
     store.close()
+
+
+def test_a_retrain_due_at_an_hour_is_audited_once_with_its_decision(tmp_path: Path) -> None:
+    """The predictors refit at a walk-forward fold's first test bar: that hour's decision carries a retrain event."""
+    fold = {"fold": 7, "train_start": "2023-01-01T00:00:00Z", "train_end": "2023-03-29T00:00:00Z",
+            "test_start": "2023-03-30T08:00:00Z", "test_end": "2023-03-31T23:00:00Z", "store": "abc"}
+    store, runner, _, _ = live_run(tmp_path / "rt.db")
+    runner.loop.setup.retrains = {H0 + H: fold}
+    runner.run(max_hours=3)
+    recs = [r for r in store.audit_records() if r.kind == "retrain"]
+    assert len(recs) == 1 and recs[0].hour == H0 + H
+    assert recs[0].payload_obj()["fold"] == 7 and recs[0].payload_obj()["hour"] == "2023-03-30T08:00:00Z"
+    store.verify()
+    store.close()
