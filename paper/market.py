@@ -41,8 +41,10 @@ def append_bar(market: MarketData, batch: BarBatch) -> MarketData:
     if market.spread is not None:
         src = batch.spread if batch.spread is not None else np.full(batch.n_assets, np.nan)
         spread = np.vstack([market.spread, src[None]])
-    integrity = None if market.integrity_ok is None else np.vstack([market.integrity_ok, np.ones((1, batch.n_assets),
-                                                                                                 dtype=bool)])
+    integrity = None
+    if market.integrity_ok is not None:  # a bar the feed did not check counts as passing (no evidence against it)
+        row = np.ones(batch.n_assets, dtype=bool) if batch.integrity_ok is None else batch.integrity_ok
+        integrity = np.vstack([market.integrity_ok, row[None]])
 
     def stack(a: np.ndarray, row: np.ndarray) -> np.ndarray:
         return np.vstack([a, row[None].astype(a.dtype)])
@@ -84,7 +86,8 @@ def validate_batch(batch: BarBatch, assets: tuple[str, ...]) -> BarBatch:
         return None if a is None else np.where(bad, np.nan, a)
 
     return BarBatch(batch.hour, blank(o), blank(h), blank(lo), blank(c), blank(v),  # type: ignore[arg-type]
-                    blank(batch.trades), blank(batch.spread), batch.raw_hash, (*batch.flags, *flags))
+                    blank(batch.trades), blank(batch.spread), batch.raw_hash, (*batch.flags, *flags),
+                    batch.integrity_ok)
 
 
 def _floats(a: np.ndarray | None) -> list[float | None] | None:
@@ -97,6 +100,8 @@ def batch_payload(batch: BarBatch, assets: tuple[str, ...]) -> dict[str, Any]:
                            "flags": list(batch.flags)}
     for f in (*BAR_FIELDS, "trades", "spread"):
         out[f] = _floats(getattr(batch, f))
+    if batch.integrity_ok is not None:  # only when the feed has a mask: older records keep their hashes
+        out["integrity_ok"] = [bool(x) for x in batch.integrity_ok.tolist()]
     return out
 
 
@@ -107,8 +112,10 @@ def batch_from_payload(payload: dict[str, Any]) -> BarBatch:
         return None if v is None else np.array([np.nan if x is None else x for x in v], dtype=np.float64)
 
     f = {k: arr(payload[k]) for k in (*BAR_FIELDS, "trades", "spread")}
+    ok = payload.get("integrity_ok")
     return BarBatch(int(payload["hour"]), f["open"], f["high"], f["low"], f["close"], f["volume"],  # type: ignore[arg-type]
-                    f["trades"], f["spread"], str(payload["raw_hash"]), tuple(payload["flags"]))
+                    f["trades"], f["spread"], str(payload["raw_hash"]), tuple(payload["flags"]),
+                    None if ok is None else np.array(ok, dtype=bool))
 
 
 __all__ = ["append_bar", "batch_from_payload", "batch_payload", "validate_batch"]

@@ -34,6 +34,7 @@ class BarBatch:
     spread: np.ndarray | None  # (N,) relative full spread from ticker / book top at fetch time, NaN unknown
     raw_hash: str  # sha256 hex of the canonical raw payload(s) this batch was built from
     flags: tuple[str, ...] = ()  # feed findings: "missing:BTC", "duplicate:ETH", "out_of_order:ETH", "bad_price:SOL"
+    integrity_ok: np.ndarray | None = None  # (N,) bool: cross-exchange integrity check at this bar, if the feed has one
 
     def __post_init__(self) -> None:
         if isinstance(self.hour, bool) or not isinstance(self.hour, int | np.integer) or int(self.hour) % HOUR_S:
@@ -50,6 +51,11 @@ class BarBatch:
             if arr.shape != n:
                 raise ValueError(f"BarBatch.{name}: expected shape {n} like close, got {arr.shape}")
             object.__setattr__(self, name, arr)
+        if self.integrity_ok is not None:
+            ok = np.asarray(self.integrity_ok, dtype=bool)
+            if ok.shape != n:
+                raise ValueError(f"BarBatch.integrity_ok: expected shape {n} like close, got {ok.shape}")
+            object.__setattr__(self, "integrity_ok", ok)
 
     @property
     def n_assets(self) -> int:

@@ -7,7 +7,10 @@ handed out only once asked for (``next_bar(after)`` returns the bar at ``after +
 past ``end``; ``speed`` seconds of wall time pass per bar (0 = instant, for tests and
 replays). Hours the gap policy filled (``filled``: Kraken omits no-trade hours) are handed
 out as NaN with a ``missing:ASSET`` flag, exactly what a live feed would have seen: the loop
-re-applies the "mark" gap policy itself (`paper.market.append_bar`).
+re-applies the "mark" gap policy itself (`paper.market.append_bar`). A market with a
+cross-exchange integrity mask (`data=store` with reference exchanges) hands out each bar's
+mask row with it: the mask at bar t needs no later bar (`envs.data.integrity`, tested), so a
+live system checking Binance/Coinbase each hour would have had the same row.
 """
 
 from __future__ import annotations
@@ -96,8 +99,9 @@ class ReplayFeed:
         if self.speed:
             time.sleep(self.speed)
         self.served += 1
+        ok = None if m.integrity_ok is None else np.asarray(m.integrity_ok[i], dtype=bool)
         return BarBatch(hour, fields["open"], fields["high"], fields["low"], fields["close"],  # type: ignore[arg-type]
-                        fields["volume"], trades, spread, content_hash(raw), flags)  # type: ignore[arg-type]
+                        fields["volume"], trades, spread, content_hash(raw), flags, ok)  # type: ignore[arg-type]
 
     def close(self) -> None:
         pass

@@ -182,3 +182,29 @@ def test_the_decision_records_the_predictions_and_regime_it_saw(tiny_market) -> 
     assert regime_map(snap["regime"], market.assets)["ETH"]["range"] == pytest.approx(0.6)
     assert signal_snapshot(KrakenSpotEnv(market, window=4).core, 30, market.assets) == {"predictions": {},
                                                                                           "regime": {}}
+
+
+def test_the_integrity_mask_reaches_the_paper_decisions_as_in_the_backtest(tmp_path: Path, market) -> None:  # type: ignore[no-untyped-def]
+    """A store market's cross-exchange integrity mask (False = Kraken disagreed with the references) is handed
+    out bar by bar by the replay feed, persisted with the bar, and blocks the same entries as in the backtest."""
+    import dataclasses
+
+    start, end = WINDOWS[0]
+    cfg, lim = default_setup()
+    mkt = market.between(None, to_unix(end))
+    ok = np.ones(mkt.close.shape, dtype=bool)
+    lo = int(np.searchsorted(mkt.timestamps, to_unix(start)))
+    ok[lo + 5 : lo + 20, 0] = False  # BTC fails the check for 15 hours, ETH for 6
+    ok[lo + 30 : lo + 36, 1] = False
+    mkt = dataclasses.replace(mkt, integrity_ok=ok)
+    ref = backtest(mkt, start, end, EqualWeightRebalanced(every_hours=6), cfg, lim)
+    store = paper_run(tmp_path / "s.db", mkt, start, end, EqualWeightRebalanced(every_hours=6), cfg, lim)
+    got = compare(store, ref)
+    assert got["mismatches"] == [] and got["fills"] > 0
+    clean = paper_run(tmp_path / "c.db", dataclasses.replace(mkt, integrity_ok=np.ones_like(ok)), start, end,
+                      EqualWeightRebalanced(every_hours=6), cfg, lim)
+    assert [r["equity"] for r in clean.ledger_rows()] != [r["equity"] for r in store.ledger_rows()]  # it mattered
+    from paper import Stage
+
+    bar = store.stage_payload(int(mkt.timestamps[lo + 4]), Stage.FETCHED)["snapshot"]["bar"]
+    assert bar["integrity_ok"][0] is False  # the FETCHED record holds the mask row of bar lo + 5

@@ -52,7 +52,7 @@ def test_feed_kraken_refuses_a_trained_policy_and_an_empty_universe(tmp_path: Pa
     with pytest.raises(ConfigError, match="feed=kraken runs a baseline"):
         COMMANDS["run"](live_cfg(tmp_path / "a.db", "policy=outputs/train/some_run"), print,  # type: ignore[call-arg]
                         exchange=kraken_exchange(session, 1))
-    with pytest.raises(ConfigError, match="feed.assets"):
+    with pytest.raises(ConfigError, match=r"feed\.assets"):
         COMMANDS["run"](live_cfg(tmp_path / "b.db", "feed.assets=null"), print,  # type: ignore[call-arg]
                         exchange=kraken_exchange(session, 1))
     with pytest.raises(ConfigError, match="apiKey"):
