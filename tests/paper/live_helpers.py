@@ -57,7 +57,7 @@ class FakeClock:
 
 def live_run(path: Path, t0: float = T0, first_hour: int = H0, feed_sleep: Callable[[float], None] | None = None,
              setup_session: Callable[[KrakenReplay, FakeClock], None] | None = None,
-             config: LiveConfig = LIVE, **kw: Any) -> tuple[StateStore, LiveRunner, FakeClock, KrakenReplay]:
+             config: LiveConfig = LIVE, env: EnvConfig | None = None, **kw: Any) -> tuple[StateStore, LiveRunner, FakeClock, KrakenReplay]:
     """A `LiveRunner` over a new (or existing) state file, not yet run."""
     session = KrakenReplay(t0)
     fake = FakeClock(t0, session)
@@ -65,7 +65,7 @@ def live_run(path: Path, t0: float = T0, first_hour: int = H0, feed_sleep: Calla
         setup_session(session, fake)
     feed = KrakenFeed(("BTC", "ETH"), exchange=kraken_exchange(session, 1), policy=RETRY, min_interval_ms=1,
                       sleep=feed_sleep or fake.sleep, rng=lambda: 0.5, now=fake)
-    cfg = EnvConfig()
+    cfg = env or EnvConfig()
     if path.exists():
         store = StateStore.open(path, clock=clock)
     else:
