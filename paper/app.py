@@ -420,6 +420,17 @@ def readiness(store: StateStore) -> list[dict[str, Any]]:
 SLIPPAGE_COVERAGE = 0.95
 
 
+def _asset_of(pair: str, assets: list[str]) -> str | None:
+    """The universe's asset an order's pair trades (Kraken's pair table, else the ``ASSETUSD`` naming)."""
+    from envs.data.pairs import pair_info
+    from envs.errors import KrakenRLError
+
+    try:
+        return pair_info(pair).asset
+    except (KrakenRLError, KeyError, ValueError):
+        return next((a for a in assets if pair in (f"{a}USD", f"{a}USDT", f"{a}/USD")), None)
+
+
 def slippage_check(store: StateStore, records: list[Any]) -> dict[str, Any]:
     """Is the slippage model at least as costly as the spread the feed observed, for the taker fills?
 
@@ -429,8 +440,6 @@ def slippage_check(store: StateStore, records: list[Any]) -> dict[str, Any]:
     not cheaper than the observed half-spread in at least 95 % of those hours. A feed without
     a spread (a replay of OHLCV dumps) gives no evidence: not met, said so.
     """
-    from envs.data.pairs import pair_info
-
     checked = below = no_spread = makers = 0
     ratios: list[float] = []
     for rec in records:
@@ -447,7 +456,7 @@ def slippage_check(store: StateStore, records: list[Any]) -> dict[str, Any]:
                 continue
             notional = float(f.price) * float(f.units)
             taker += notional
-            asset = pair_info(pairs[f.client_order_id]).asset
+            asset = _asset_of(pairs[f.client_order_id], assets)
             s = spread[assets.index(asset)] if spread is not None and asset in assets else None
             observed = np.nan if s is None or not np.isfinite(observed) else observed + notional * s / 2
         if taker <= 0:
