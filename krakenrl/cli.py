@@ -64,6 +64,31 @@ def run_job(job: Callable[[DictConfig, Path], Any], cfg: DictConfig) -> None:
     print_outputs(out_dir)
 
 
+def job_dirname(overrides: str) -> str:
+    """A multirun job's folder name from Hydra's ``override_dirname``: one path part, short, never empty.
+
+    ``data.path=../x`` would otherwise nest folders; a long override list is cut and keeps a
+    hash so that two jobs never share a folder. Deterministic: a rerun lands in the same one.
+    """
+    import hashlib
+
+    name = str(overrides).replace("/", "_").replace("\\", "_") or "default"
+    if len(name) > 100:
+        name = name[:80] + "-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+    return name
+
+
+def register_resolvers() -> None:
+    """``${krakenrl.job_dirname:${hydra.job.override_dirname}}`` for conf/train.yaml's sweep subdir."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("krakenrl.job_dirname"):
+        OmegaConf.register_new_resolver("krakenrl.job_dirname", job_dirname)
+
+
+register_resolvers()  # at import: a Ray or joblib worker resolves the subdir after unpickling the task from here
+
+
 def hydra_main(job: Callable[[DictConfig, Path], Any], config_name: str) -> Callable[[], Any]:
     """The ``main`` of a Hydra entry point: ``conf/<config_name>.yaml`` -> `run_job` ``(job, cfg)``."""
     import hydra
@@ -84,4 +109,4 @@ def cli_main(main: Callable[[], int | None]) -> NoReturn:
     sys.exit(status or 0)
 
 
-__all__ = ["build", "cli_main", "hydra_main", "print_outputs", "run_job"]
+__all__ = ["build", "cli_main", "hydra_main", "job_dirname", "print_outputs", "register_resolvers", "run_job"]
