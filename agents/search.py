@@ -102,6 +102,9 @@ class SearchConfig:
         space = node.get("space")
         if not isinstance(space, Mapping) or not space:
             raise ConfigError(f"search.space: expected a mapping of config keys to ranges, got {space!r}")
+        specs = flatten_space(space)
+        if not specs:
+            raise ConfigError("search.space: no parameter in it (a parameter is a mapping with a 'type')")
         objective = node.get("objective", "policy")
         if objective not in STRATEGIES:
             raise ConfigError(f"search.objective: expected one of {STRATEGIES}, got {objective!r}")
@@ -109,7 +112,7 @@ class SearchConfig:
         if pruner not in PRUNERS:
             raise ConfigError(f"search.pruner: expected one of {PRUNERS}, got {pruner!r}")
         return cls(
-            n_trials=int(node["n_trials"]), space=tuple(Param.parse(str(k), v) for k, v in space.items()),
+            n_trials=int(node["n_trials"]), space=tuple(Param.parse(k, v) for k, v in specs.items()),
             objective=str(objective), report_every=int(node.get("report_every", 1024)), pruner=str(pruner),
             n_startup_trials=int(node.get("n_startup_trials", 2)), n_warmup_steps=int(node.get("n_warmup_steps", 0)),
             seed=int(node.get("seed", 0)), study=str(node.get("study", "search")),
@@ -123,6 +126,25 @@ class SearchConfig:
                 if not isinstance(node, Mapping) or part not in node:
                     raise ConfigError(f"search.space.{p.key}: no such key in the training config")
                 node = node[part]
+
+
+def flatten_space(space: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{agent: {learning_rate: {type: float, ...}}}`` -> ``{"agent.learning_rate": {type: float, ...}}``.
+
+    A node with a ``type`` is a parameter; any other mapping nests further (so that
+    ``search.space.agent.gamma.high=0.99`` works on the command line).
+    """
+    out: dict[str, Any] = {}
+    for k, v in space.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and "type" not in v:
+            inner = flatten_space(v, key + ".")
+            if not inner:
+                raise ConfigError(f"search.space.{key}: expected a parameter (a mapping with 'type') or keys under it")
+            out.update(inner)
+        else:
+            out[key] = v
+    return out
 
 
 def suggest(trial: Any, space: tuple[Param, ...]) -> dict[str, Any]:
@@ -183,4 +205,4 @@ class ValidationReporter(BaseCallback):
         self.report(float(self.score(self.model)), self.offset + mark)
 
 
-__all__ = ["Param", "Reporting", "SearchConfig", "ValidationReporter", "suggest"]
+__all__ = ["Param", "Reporting", "SearchConfig", "ValidationReporter", "flatten_space", "suggest"]
