@@ -70,15 +70,22 @@ def trial_config(cfg: DictConfig, params: dict[str, Any]) -> DictConfig:
 
 
 def open_study(out_dir: Path, scfg: SearchConfig) -> Any:
+    """The study in ``<out_dir>/optuna.db``, created or loaded.
+
+    The sampler's seed is ``search.seed`` plus the number of trials already stored: a
+    resumed search does not draw the first values again (the sampler's random stream
+    restarts with the process), and the same sequence of runs draws the same values.
+    """
     import optuna
 
     pruner: Any = (optuna.pruners.MedianPruner(n_startup_trials=scfg.n_startup_trials,
                                                n_warmup_steps=scfg.n_warmup_steps)
                    if scfg.pruner == "median" else optuna.pruners.NopPruner())
-    return optuna.create_study(
-        study_name=scfg.study, storage=f"sqlite:///{out_dir.resolve() / 'optuna.db'}", load_if_exists=True,
-        direction="maximize", sampler=optuna.samplers.TPESampler(seed=scfg.seed), pruner=pruner,
-    )
+    storage = f"sqlite:///{out_dir.resolve() / 'optuna.db'}"
+    study = optuna.create_study(study_name=scfg.study, storage=storage, load_if_exists=True, direction="maximize",
+                                pruner=pruner)
+    study.sampler = optuna.samplers.TPESampler(seed=scfg.seed + len(study.get_trials(deepcopy=False)))
+    return study
 
 
 def requeue_interrupted(study: Any) -> list[int]:
