@@ -64,22 +64,33 @@ def run_job(job: Callable[[DictConfig, Path], Any], cfg: DictConfig) -> None:
     print_outputs(out_dir)
 
 
-def job_dirname(overrides: str) -> str:
-    """A multirun job's folder name from Hydra's ``override_dirname``: one path part, short, never empty.
+NOT_IN_JOB_DIRNAME = ("experiment", "progress", "cache_dir", "tensorboard", "mlflow.enabled", "mlflow.register")
 
-    ``data.path=../x`` would otherwise nest folders; a long override list is cut and keeps a
-    hash so that two jobs never share a folder. Deterministic: a rerun lands in the same one.
+
+def job_dirname(overrides: Any) -> str:
+    """A multirun job's folder name from its overrides: one path part, short, never empty, deterministic.
+
+    ``overrides``: the job's ``hydra.overrides.task`` (a list) or a ready ``key=value,...`` text.
+    Keys that do not change the result (`NOT_IN_JOB_DIRNAME`: the experiment names the sweep
+    folder already) are left out and the rest sorted, so a rerun with ``progress=false`` added
+    lands in the same folder. ``data.path=../x`` would otherwise nest folders (``/`` -> ``_``);
+    a long list is cut and keeps a hash so that two jobs never share a folder.
     """
     import hashlib
 
-    name = str(overrides).replace("/", "_").replace("\\", "_") or "default"
+    if isinstance(overrides, str):
+        name = overrides
+    else:
+        kept = [str(o) for o in overrides if str(o).lstrip("+~").split("=", 1)[0] not in NOT_IN_JOB_DIRNAME]
+        name = ",".join(sorted(kept))
+    name = name.replace("/", "_").replace("\\", "_") or "default"
     if len(name) > 100:
         name = name[:80] + "-" + hashlib.sha256(name.encode()).hexdigest()[:12]
     return name
 
 
 def register_resolvers() -> None:
-    """``${krakenrl.job_dirname:${hydra.job.override_dirname}}`` for conf/train.yaml's sweep subdir."""
+    """``${krakenrl.job_dirname:${hydra.overrides.task}}``: train.py's multirun job folders (hydra/output)."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("krakenrl.job_dirname"):
