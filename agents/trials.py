@@ -198,7 +198,24 @@ def record_multirun(sweep: Path, mlflow: bool = True) -> dict[str, Any]:
 
 
 class MultirunRecord(Callback):  # type: ignore[misc]
-    """Hydra callback (``hydra.callbacks`` in conf/train.yaml): the trial record when a multirun ends."""
+    """Hydra callback (conf/hydra/output/krakenrl_resume.yaml): the trial record of a train.py multirun.
+
+    Rewritten (without MLflow, under a file lock: jobs end in parallel processes) when each
+    job ends, so that a multirun that fails still leaves its record (jobs not yet complete
+    are listed as failed); rewritten with the MLflow parent/child runs when the multirun ends.
+    """
+
+    def on_job_end(self, config: Any, job_return: Any = None, **kwargs: Any) -> None:
+        import fcntl
+
+        from hydra.types import RunMode
+
+        if OmegaConf.select(config, "hydra.mode") != RunMode.MULTIRUN:
+            return
+        sweep = Path(str(config.hydra.sweep.dir))
+        with open(sweep / ".trials.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            record_multirun(sweep, mlflow=False)
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         sweep = Path(str(config.hydra.sweep.dir))

@@ -84,8 +84,8 @@ def job_dirname(overrides: Any) -> str:
         kept = [str(o) for o in overrides if str(o).lstrip("+~").split("=", 1)[0] not in NOT_IN_JOB_DIRNAME]
         name = ",".join(sorted(kept))
     name = name.replace("/", "_").replace("\\", "_") or "default"
-    if len(name) > 100:
-        name = name[:80] + "-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+    if len(name) > 200:  # file names stop at 255 bytes
+        name = name[:180] + "-" + hashlib.sha256(name.encode()).hexdigest()[:12]
     return name
 
 

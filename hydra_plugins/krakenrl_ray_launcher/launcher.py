@@ -109,6 +109,8 @@ class RayLauncher(Launcher):
             with open_dict(sweep_config):
                 sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
                 sweep_config.hydra.job.num = idx
+                # absolute, as the driver sees it: a worker on another node writes to the same (shared) path
+                sweep_config.hydra.sweep.dir = str(Path(str(sweep_config.hydra.sweep.dir)).resolve())
             name = " ".join(filter_overrides(overrides))
             print(f"[ray launcher] #{idx} {name}: submitted", file=sys.stderr)
             pending[remote.remote(self.hydra_context, sweep_config, self.task_function, state)] = (idx, name)

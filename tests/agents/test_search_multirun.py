@@ -90,6 +90,24 @@ def test_ray_multirun_tiny_resumes_without_retraining(cache: Path, tmp_path: Pat
 
 
 @pytest.mark.slow
+def test_ray_multirun_job_that_always_fails_is_named_and_recorded(cache: Path, tmp_path: Path) -> None:
+    """The good job completes, the bad one is retried, then the run fails naming it; the record lists both."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", *[o for o in tiny_overrides(cache) if not o.startswith(("agent.strategic", "agent.tac"))],
+            "agent.val_fraction=0.15,0.9", "agent.train_flat=false", "agent.strategic_timesteps=16",
+            "agent.tactical_timesteps=64", "hydra/launcher=ray", "hydra.launcher.num_cpus=2",
+            "hydra.launcher.max_retries=1", f"hydra.sweep.dir={sweep}"]
+    proc = _script("train", args)
+    assert proc.returncode != 0
+    assert "multirun job #1" in proc.stderr and "agent.val_fraction=0.9" in proc.stderr
+    assert "failed after 1 retries" in proc.stderr and "agent.val_fraction: expected in [0, 0.5)" in proc.stderr
+    record = json.loads((sweep / "trials.json").read_text())
+    assert record["counts"] == {"complete": 1, "pruned": 0, "failed": 1}
+    failed = next(t for t in record["trials"] if t["state"] == "failed")
+    assert failed["params"]["agent.val_fraction"] == "0.9"
+
+
+@pytest.mark.slow
 def test_ray_multirun_of_three_seeds_records_every_job_and_a_rerun_trains_nothing(cache: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     args = ["-m", *[o for o in tiny_overrides(cache) if not o.startswith(("agent.seed", "mlflow.enabled"))],
