@@ -46,9 +46,17 @@ def print_outputs(*paths: str | Path) -> None:
     print("outputs: " + " ".join(str(p) for p in paths))
 
 
+class UserErrorExit(SystemExit):
+    """``sys.exit(2)`` that keeps the message: a multirun launcher reports it with the job."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+
 def _exit_on_user_error(exc: KrakenRLError) -> NoReturn:
     print(f"error: {exc}", file=sys.stderr)
-    sys.exit(2)
+    raise UserErrorExit(str(exc))
 
 
 def run_job(job: Callable[[DictConfig, Path], Any], cfg: DictConfig) -> None:

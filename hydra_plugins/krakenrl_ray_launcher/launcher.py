@@ -45,7 +45,8 @@ def _execute(hydra_context: HydraContext, sweep_config: DictConfig, task_functio
         ret = run_job(hydra_context=hydra_context, task_function=task_function, config=sweep_config,
                       job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
     except SystemExit as exc:  # the task exited (e.g. status 2 on a config error): a failure, not a dead worker
-        raise RuntimeError(f"the job exited with status {exc.code}") from None
+        why = getattr(exc, "message", None)  # krakenrl.cli.UserErrorExit: the config or data error
+        raise RuntimeError(f"the job exited with status {exc.code}" + (f": {why}" if why else "")) from None
     if ret.status == JobStatus.FAILED:
         raise ret._return_value  # Ray retries it (retry_exceptions), then the driver reports it
     return ret
