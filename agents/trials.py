@@ -147,6 +147,7 @@ def log_record(folder: Path, record: dict[str, Any], experiment: str = "krakenrl
 
     known = dict(record.get("mlflow") or {})
     children: dict[str, str] = dict(known.get("children") or {})
+    logged: dict[str, str] = dict(known.get("logged") or {})  # trial id -> the state its child run shows
     tracker = Tracker(Path(folder), experiment=experiment, run_name=f"{record['kind']}:{Path(folder).name}") \
         if not known.get("parent_run_id") else None
     if tracker is not None:
@@ -172,6 +173,9 @@ def log_record(folder: Path, record: dict[str, Any], experiment: str = "krakenrl
                                               tags={"mlflow.parentRunId": parent}).info.run_id
             client.log_batch(children[tid], params=[Param(k, str(v)[:6000]) for k, v in t.get("params", {}).items()])
         rid = children[tid]
+        if logged.get(tid) == t["state"]:
+            continue  # already logged as it stands: a rewrite after every trial adds no duplicate rows
+        logged[tid] = t["state"]
         metrics = [Metric(f"validation.{k}.sharpe_per_period", float(v), now, 0)
                    for k, v in (t.get("validation_sharpe_per_period") or {}).items()
                    if v is not None and math.isfinite(float(v))]
@@ -181,7 +185,7 @@ def log_record(folder: Path, record: dict[str, Any], experiment: str = "krakenrl
                                                      RunTag("krakenrl.run", str(t.get("run")))])
         client.set_terminated(rid, "FAILED" if t["state"] == "failed" else "FINISHED")
     client.set_terminated(parent, "FINISHED")
-    return {"tracking_uri": uri, "parent_run_id": parent, "children": children}
+    return {"tracking_uri": uri, "parent_run_id": parent, "children": children, "logged": logged}
 
 
 def record_multirun(sweep: Path, mlflow: bool = True) -> dict[str, Any]:

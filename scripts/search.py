@@ -138,6 +138,9 @@ def search(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     scfg = SearchConfig.from_mapping(plain.get("search") or {})
     scfg.check_keys(plain)
+    if not float(plain["agent"]["val_fraction"]) > 0:
+        raise ConfigError(f"agent.val_fraction: a search scores trials on the validation slice, which "
+                          f"agent.val_fraction={plain['agent']['val_fraction']} leaves empty")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
