@@ -64,7 +64,7 @@ def start_ray(address: Any, num_cpus: Any, init: dict[str, Any]) -> None:
     elif num_cpus is not None:
         kwargs["num_cpus"] = int(num_cpus)
     # the driver's import path (the repo root for `python scripts/x.py` under PYTHONPATH=.) for the workers
-    paths = [p for p in (os.environ.get("PYTHONPATH", ""), os.getcwd()) if p]
+    paths = [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p] + [os.getcwd()]
     env = dict(kwargs.pop("runtime_env", None) or {})
     env.setdefault("env_vars", {}).setdefault("PYTHONPATH", os.pathsep.join(paths))
     kwargs["runtime_env"] = env

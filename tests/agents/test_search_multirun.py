@@ -193,6 +193,11 @@ def test_search_config_errors_exit_2_naming_the_key(cache: Path, tmp_path: Path)
     proc = _script("search", [*tiny_overrides(cache), "+search.space.agent.gama={type: float, low: 0.9, high: 0.99}",
                               f"hydra.run.dir={tmp_path / 's'}"], timeout=120)
     assert proc.returncode == 2 and "search.space.agent.gama" in proc.stderr
+    from envs.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"agent\.val_fraction"):  # no validation slice: nothing to score
+        load_script("search").search(compose_config("search", [*tiny_overrides(cache), "agent.val_fraction=0.0"]),
+                                     tmp_path / "s0")
 
 
 @pytest.mark.slow
