@@ -212,7 +212,7 @@ def test_eight_trial_search_with_pruning_survives_a_kill(cache: Path, tmp_path: 
     killed_running = None
     deadline = time.time() + 400
     while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
+        time.sleep(0.1)
         db = out / "optuna.db"
         if not db.is_file():
             continue
@@ -223,13 +223,17 @@ def test_eight_trial_search_with_pruning_survives_a_kill(cache: Path, tmp_path: 
         except sqlite3.Error:
             continue
         running = [n for n, s in rows if s == "RUNNING" and n >= 2]
-        if running:
-            time.sleep(1.0)  # into the trial's training
+        if running:  # kill at once: the trial is still loading its market and store, far from its first report
             os.kill(proc.pid, signal.SIGKILL)
             killed_running = running[0]
             break
     proc.wait(timeout=30)
     assert killed_running is not None, "the search ended before it could be killed"
+    con = sqlite3.connect(out / "optuna.db")
+    stuck = [n for n, st in con.execute("select number, state from trials") if st == "RUNNING"]
+    con.close()
+    assert len(stuck) == 1, stuck  # what the kill interrupted (tiny trials: maybe a later one than seen)
+    killed_running = stuck[0]
     t0 = time.perf_counter()
     done = _script("search", args, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
