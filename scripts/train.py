@@ -20,7 +20,8 @@ last: the mark of a finished run), ``timing.json`` and ``validation.json``.
 Interrupted? Run the same command with ``hydra.run.dir=<the run folder>``: finished
 levels are kept and an unfinished one resumes from its last checkpoint; a complete run
 folder with the same config is not trained again. A multirun (``-m``) writes to
-``outputs/train_multirun/<name>/<overrides>/`` (conf/train.yaml), so the same command
+``outputs/train_multirun/<name>/<overrides>/`` (conf/hydra/output/krakenrl_resume.yaml), so
+the same command
 again lands in the same folders and only does what is missing; at its end ``trials.json``
 in the sweep folder records every job (`agents.trials`), the record evaluate.py's deflated
 Sharpe ratio counts. ``hydra/launcher=ray`` runs the jobs as Ray tasks
