@@ -21,9 +21,8 @@ Interrupted? Run the same command with ``hydra.run.dir=<the run folder>``: finis
 levels are kept and an unfinished one resumes from its last checkpoint; a complete run
 folder with the same config is not trained again. A multirun (``-m``) writes to
 ``outputs/train_multirun/<name>/<overrides>/`` (conf/hydra/output/krakenrl_resume.yaml), so
-the same command
-again lands in the same folders and only does what is missing; at its end ``trials.json``
-in the sweep folder records every job (`agents.trials`), the record evaluate.py's deflated
+the same command again lands in the same folders and only does what is missing;
+``trials.json`` in the sweep folder records every job (`agents.trials`), the record evaluate.py's deflated
 Sharpe ratio counts. ``hydra/launcher=ray`` runs the jobs as Ray tasks
 (hydra_plugins/krakenrl_ray_launcher), ``hydra/launcher=joblib`` as local processes.
 """
