@@ -29,7 +29,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check envs risk predictors agents scripts tests examples krakenrl paper
+	$(VENV)/bin/ruff check envs risk predictors agents scripts tests examples krakenrl paper hydra_plugins
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy envs risk krakenrl agents paper

@@ -352,6 +352,7 @@ def metrics_document(
     extra: Mapping[str, Any] | None = None,
     *,
     regime_timestamps: np.ndarray | None = None,
+    trial_counts: Mapping[str, int] | None = None,
     n_boot: int = 1000,
     block: float = DEFAULT_BLOCK,
     alpha: float = 0.05,
@@ -366,7 +367,8 @@ def metrics_document(
     Each strategy's metrics are exactly ``result.summary(trial_sharpes=...)``
     (`agents.metrics.summary`); ``per_regime`` (see `per_regime`) is added when
     ``regime_labels`` is given. ``trial_sharpes[name]``: the per-period Sharpe ratios of every
-    trial behind that strategy, for the deflated Sharpe ratio. ``period`` / ``train_period``:
+    trial behind that strategy, for the deflated Sharpe ratio; ``trial_counts[name]`` the number
+    of trials when a record counts more than it has Sharpe ratios for. ``period`` / ``train_period``:
     ``{"start", "end"}`` or a pair (Unix seconds, datetimes or ISO text); ``train_period``
     None (baselines only) gives nulls. ``extra`` keys are added at the top level and may not
     replace the keys above.
@@ -383,7 +385,8 @@ def metrics_document(
     episodes: dict[str, Any] = {}
     for name, res in results.items():
         trials = (trial_sharpes or {}).get(name)
-        row = res.summary(trial_sharpes=trials, n_boot=n_boot, block=block, alpha=alpha, seed=seed)
+        row = res.summary(trial_sharpes=trials, n_trials=(trial_counts or {}).get(name), n_boot=n_boot, block=block,
+                          alpha=alpha, seed=seed)
         if regime_labels is not None:
             row["per_regime"] = per_regime(res, regime_labels, regime_timestamps)
         strategies[str(name)] = row

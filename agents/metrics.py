@@ -447,6 +447,7 @@ def summary(
     weights: Any = None,
     interventions: Mapping[str, int] | None = None,
     trial_sharpes: Sequence[float] | None = None,
+    n_trials: int | None = None,
     block: float = DEFAULT_BLOCK,
     n_boot: int = 1000,
     alpha: float = 0.05,
@@ -464,7 +465,10 @@ def summary(
 
     ``trial_sharpes``: the per-period Sharpe ratios of *every* trial tried (seeds, sweep
     points), this one included; with two or more, ``deflated_sharpe`` deflates by their
-    count and variance, otherwise it is NaN. Interventions become ``risk_<rule>`` keys.
+    count and variance, otherwise it is NaN. ``n_trials``: the number of trials when it is
+    larger than the Sharpe ratios known (a trial record counts failed trials, which have
+    none; `agents.trials`); ``trial_sharpe_variance`` is the variance the DSR used.
+    Interventions become ``risk_<rule>`` keys.
     Undefined values are NaN (`json_safe` writes them as null).
     """
     r = as_returns(returns)
@@ -472,11 +476,16 @@ def summary(
     ci = block_bootstrap_sharpe_ci(r, block=block, n_boot=n_boot, alpha=alpha, seed=seed,
                                    periods_per_year=periods_per_year)
     psr = math.nan if math.isnan(sr_pp) else probabilistic_sharpe_ratio(sr_pp, n, skew, kurt)
-    n_trials = 0 if trial_sharpes is None else len(trial_sharpes)
-    dsr = math.nan
-    if n_trials >= 2 and not math.isnan(sr_pp):
+    n_known = 0 if trial_sharpes is None else len(trial_sharpes)
+    if n_trials is not None and (isinstance(n_trials, bool) or int(n_trials) != n_trials or n_trials < n_known):
+        raise ValueError(f"n_trials: expected an integer >= the {n_known} trial Sharpe ratios given, got {n_trials!r}")
+    n_trials = n_known if n_trials is None else int(n_trials)
+    dsr = variance = math.nan
+    if n_known >= 2:
         trials = as_values(trial_sharpes, "trial_sharpes", what="per-period Sharpe ratios")
-        dsr = deflated_sharpe_ratio(sr_pp, n, skew, kurt, n_trials, float(np.var(trials, ddof=1)))
+        variance = float(np.var(trials, ddof=1))
+        if not math.isnan(sr_pp):
+            dsr = deflated_sharpe_ratio(sr_pp, n, skew, kurt, n_trials, variance)
     out: dict[str, Any] = {
         "n_periods": int(r.size),
         "periods_per_year": float(periods_per_year),
@@ -501,6 +510,7 @@ def summary(
         "probabilistic_sharpe": psr,
         "deflated_sharpe": dsr,
         "n_trials": max(n_trials, 1),
+        "trial_sharpe_variance": variance,
     }
     if step_turnover is not None:
         out["turnover"] = turnover(step_turnover)

@@ -27,6 +27,7 @@ from agents.vec import gap_action
 from agents.views import ViewBuilder
 
 EXECUTORS = ("tactical", "fixed")
+Level = tuple[Any, Any]  # (an SB3 model, its VecNormalize or None): a level held in memory
 _ROW = np.array([0])
 
 
@@ -59,10 +60,11 @@ class _Trained:
 class FlatPolicy(_Trained):
     """The flat PPO ablation: one hourly action from the flat view."""
 
-    def __init__(self, folder: str | Path, algo: str = "ppo", name: str = "flat_ppo") -> None:
+    def __init__(self, folder: str | Path | None, algo: str = "ppo", name: str = "flat_ppo", *,
+                 level: Level | None = None) -> None:
         super().__init__()
         self.name = name
-        model, norm = load_level(Path(folder), algo)
+        model, norm = level if level is not None else load_level(Path(str(folder)), algo)
         self._act = frozen_policy(model, norm)
         self._n_model = int(model.action_space.shape[0]) - 1  # type: ignore[index]
 
@@ -82,20 +84,24 @@ class FlatPolicy(_Trained):
 class HierarchicalPolicy(_Trained):
     """Strategic allocator every K hours over the tactical executor (or the fixed rule)."""
 
-    def __init__(self, folder: str | Path, algo: str = "ppo", every_hours: int = 24, executor: str = "tactical",
-                 name: str = "policy") -> None:
+    def __init__(self, folder: str | Path | None, algo: str = "ppo", every_hours: int = 24,
+                 executor: str = "tactical", name: str = "policy", *,
+                 levels: Mapping[str, Level] | None = None) -> None:
         super().__init__()
         if executor not in EXECUTORS:
             raise ValueError(f"executor: expected one of {EXECUTORS}, got {executor!r}")
-        folder = Path(folder)
         self.name, self.every_hours, self.executor = name, int(every_hours), executor
-        model, norm = load_level(folder / "strategic", algo)
+        given = dict(levels or {})  # in-memory levels (a model being trained) win over the folder's
+
+        def level(which: str) -> Level:
+            return given[which] if which in given else load_level(Path(str(folder)) / which, algo)
+
+        model, norm = level("strategic")
         self._strategic = frozen_policy(model, norm)
         self._n_model = int(model.action_space.shape[0]) - 1  # type: ignore[index]
         self._tactical = None
         if executor == "tactical":
-            t_model, t_norm = load_level(folder / "tactical", algo)
-            self._tactical = frozen_policy(t_model, t_norm)
+            self._tactical = frozen_policy(*level("tactical"))
         self.phase = 0
         self.target = np.zeros(0)
 

@@ -45,6 +45,9 @@ class PolicyTracker(Tracker):
     def log_metrics_step(self, metrics: dict[str, float], step: int) -> None:
         self.log_metrics(metrics, step=step)
 
+    def log_dict(self, obj: dict[str, Any], artifact_file: str) -> None:
+        self.client.log_dict(self.run_id, obj, artifact_file)
+
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         if Path(path).is_dir():
             self.client.log_artifacts(self.run_id, str(path), artifact_path)

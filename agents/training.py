@@ -322,13 +322,16 @@ def train_level(
     sink: Callable[[dict[str, float], int], None] | None = None,
     progress: bool = True,
     context: str = "",
+    callbacks: list[BaseCallback] | None = None,
 ) -> LevelResult:
     """Train one level for ``timesteps`` agent steps, resuming from its furthest saved state.
 
     Returns timing figures: agent steps per second and the env's share of the wall time.
     A level already trained for ``timesteps`` is not trained again. ``context`` (e.g. the
     prediction store's key and the env/risk config) enters the config hash, so a saved
-    level trained on other inputs is refused instead of resumed.
+    level trained on other inputs is refused instead of resumed. ``callbacks``: further SB3
+    callbacks, run after the checkpoint (a search's validation reporter may stop the run by
+    raising: the checkpoint it reports on is then on disk).
     """
     torch.set_num_threads(cfg.threads)
     chash = config_hash(cfg, level, context)
@@ -356,10 +359,11 @@ def train_level(
         venv = VecNormalize(monitored, norm_obs=True, norm_reward=cfg.norm_reward, clip_obs=10.0,
                             gamma=cfg.strategic_gamma if level == "strategic" else cfg.gamma)
         model = make_model(cfg, venv, level, tensorboard)
-    callbacks = CallbackList([timer, Checkpoint(folder, cfg.checkpoint_every, chash), MetricsLogger(sink, level)])
+    callbacks_all = CallbackList([timer, Checkpoint(folder, cfg.checkpoint_every, chash), MetricsLogger(sink, level),
+                                  *(callbacks or [])])
     remaining = max(timesteps - resumed, 0)
     t0 = time.perf_counter()
-    model.learn(remaining, callback=callbacks, progress_bar=progress, reset_num_timesteps=resumed == 0,
+    model.learn(remaining, callback=callbacks_all, progress_bar=progress, reset_num_timesteps=resumed == 0,
                 tb_log_name=level)
     wall = time.perf_counter() - t0
     save_level(model, folder, chash)

@@ -46,9 +46,17 @@ def print_outputs(*paths: str | Path) -> None:
     print("outputs: " + " ".join(str(p) for p in paths))
 
 
+class UserErrorExit(SystemExit):
+    """``sys.exit(2)`` that keeps the message: a multirun launcher reports it with the job."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+
 def _exit_on_user_error(exc: KrakenRLError) -> NoReturn:
     print(f"error: {exc}", file=sys.stderr)
-    sys.exit(2)
+    raise UserErrorExit(str(exc))
 
 
 def run_job(job: Callable[[DictConfig, Path], Any], cfg: DictConfig) -> None:
@@ -62,6 +70,42 @@ def run_job(job: Callable[[DictConfig, Path], Any], cfg: DictConfig) -> None:
     except KrakenRLError as exc:
         _exit_on_user_error(exc)
     print_outputs(out_dir)
+
+
+NOT_IN_JOB_DIRNAME = ("experiment", "progress", "cache_dir", "tensorboard", "mlflow.enabled", "mlflow.register")
+
+
+def job_dirname(overrides: Any) -> str:
+    """A multirun job's folder name from its overrides: one path part, short, never empty, deterministic.
+
+    ``overrides``: the job's ``hydra.overrides.task`` (a list) or a ready ``key=value,...`` text.
+    Keys that do not change the result (`NOT_IN_JOB_DIRNAME`: the experiment names the sweep
+    folder already) are left out and the rest sorted, so a rerun with ``progress=false`` added
+    lands in the same folder. ``data.path=../x`` would otherwise nest folders (``/`` -> ``_``);
+    a long list is cut and keeps a hash so that two jobs never share a folder.
+    """
+    import hashlib
+
+    if isinstance(overrides, str):
+        name = overrides
+    else:
+        kept = [str(o) for o in overrides if str(o).lstrip("+~").split("=", 1)[0] not in NOT_IN_JOB_DIRNAME]
+        name = ",".join(sorted(kept))
+    name = name.replace("/", "_").replace("\\", "_") or "default"
+    if len(name) > 200:  # file names stop at 255 bytes
+        name = name[:180] + "-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+    return name
+
+
+def register_resolvers() -> None:
+    """``${krakenrl.job_dirname:${hydra.overrides.task}}``: train.py's multirun job folders (hydra/output)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("krakenrl.job_dirname"):
+        OmegaConf.register_new_resolver("krakenrl.job_dirname", job_dirname)
+
+
+register_resolvers()  # at import: a Ray or joblib worker resolves the subdir after unpickling the task from here
 
 
 def hydra_main(job: Callable[[DictConfig, Path], Any], config_name: str) -> Callable[[], Any]:
@@ -84,4 +128,4 @@ def cli_main(main: Callable[[], int | None]) -> NoReturn:
     sys.exit(status or 0)
 
 
-__all__ = ["build", "cli_main", "hydra_main", "print_outputs", "run_job"]
+__all__ = ["build", "cli_main", "hydra_main", "job_dirname", "print_outputs", "register_resolvers", "run_job"]

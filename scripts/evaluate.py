@@ -14,8 +14,14 @@
 - Runs every strategy deterministically through the same env, fees and risk layer: the
   hierarchical policy (``policy``), the flat PPO ablation (``flat_ppo``) and the baselines.
   A multirun folder evaluates every seed (``policy_s<seed>``); ``policy`` is then the seed
-  with the best *validation* Sharpe (chosen on training data), and the deflated Sharpe
-  ratio counts every seed as a trial, with the variance of their Sharpe ratios.
+  with the best *validation* Sharpe (chosen on training data). A search folder
+  (scripts/search.py) evaluates its best trial.
+- The deflated Sharpe ratio counts the trials of the record that lists the selected run
+  (``trials.json`` of its multirun or search, `agents.trials`): its true number of trials
+  (complete, pruned and failed) and the variance of their validation Sharpe ratios;
+  ``metrics.json`` shows both (``trials``; each strategy's ``n_trials`` and
+  ``trial_sharpe_variance``). Runs without a record count the evaluated runs, with the
+  variance of their held-out Sharpe ratios.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ from agents.pipeline import (
 from agents.policies import FlatPolicy, HierarchicalPolicy
 from agents.report import markdown_table, write_report
 from agents.training import AgentConfig
+from agents.trials import COUNTING, RECORD, read_record, record_for_run, trial_statistics
 from envs.config import EnvConfig
 from envs.data.market import MarketData
 from envs.errors import ConfigError
@@ -71,10 +78,16 @@ RUN_GROUPS = ("data", "env", "risk")
 
 
 def find_runs(run: str | Path) -> list[Path]:
-    """The run folder itself, or every run folder inside a multirun folder (sorted)."""
+    """The run folder itself, a search's best trial, or every run folder inside a multirun folder (sorted)."""
     path = Path(run)
     if (path / "train_period.json").is_file():
         return [path]
+    if (path / RECORD).is_file():
+        record = read_record(path / RECORD)
+        if record.get("kind") == "search":  # the best trial by validation Sharpe (chosen on training data)
+            if not record.get("best"):
+                raise ConfigError(f"run={run}: the search has no complete trial yet ({path / RECORD})")
+            return [path / str(record["best"]["run"])]
     runs = sorted(p.parent for p in path.glob("*/train_period.json"))
     if not runs:
         raise ConfigError(f"run={run}: no train_period.json in it or its subfolders (a scripts/train.py output)")
@@ -221,8 +234,10 @@ def evaluate_results(cfg: DictConfig, out_dir: Path) -> tuple[dict[str, Any], di
         {"reactivate_after_hours": int(after), "reactivations": reactivations} if after is not None
         else "none: an engaged kill switch stays engaged to the end of the period (no operator in a backtest)"
     )
+    counts = {k: v for k, v in extra.pop("_trial_counts", {}).items() if k in results}
     doc = metrics_document(
         results, period.to_dict(), _train_period(periods), trial_sharpes={k: v for k, v in trials.items() if v},
+        trial_counts=counts,
         regime_labels=labels, predictor_quality_df=pq, extra=extra,
         regime_timestamps=market.timestamps[period.start : period.end + 1], n_boot=int(cfg.n_boot),
         seed=int(cfg.eval.seed),
@@ -289,13 +304,28 @@ def _evaluate_runs(cfg: DictConfig, runs: list[Path], rollout: Any, results: dic
 
         best = max(have, key=score)
         results[kind] = best[kind]
-        trials[kind] = [sharpe_ratio(e[kind].returns) for e in have]
+        found = record_for_run(Path(best["run"]))
+        if found is not None:  # the trial record: every trial of the search / multirun, with its validation Sharpe
+            path, record = found
+            sharpes, n_trials = trial_statistics(record, kind)
+            trials[kind] = sharpes
+            extra.setdefault("_trial_counts", {})[kind] = n_trials
+            extra.setdefault("trials", {"source": str(path), "kind": record.get("kind"), "counts": record["counts"],
+                                        "n_trials": record["n_trials"], "counting": COUNTING, "strategies": {}})
+            extra["trials"]["strategies"][kind] = {
+                "n_trials": n_trials, "n_sharpes": len(sharpes),
+                "sharpe_variance": float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else None,
+                "sharpe_of": "validation sharpe_per_period (the last agent.val_fraction of the training period)"}
+            provenance.setdefault("trial_record", str(path))
+        else:  # no record (runs trained before it existed): the evaluated runs are the trials
+            trials[kind] = [sharpe_ratio(e[kind].returns) for e in have]
+            n_trials = len(have)
         if len(have) > 1:
             for e in have:
                 results[e[kind].name] = e[kind]
         provenance.setdefault("selection", {})[kind] = best["run"]
         extra.setdefault("selection", {})[kind] = {"seed": best["seed"], "by": "validation sharpe_per_period",
-                                                   "n_trials": len(have)}
+                                                   "n_trials": n_trials}
     extra["executor"] = sorted({e["executor"] for e in per_run})
 
 

@@ -166,6 +166,14 @@ def test_spec_b_is_spec_a_plus_one_override() -> None:
 
 
 # ------------------------------------------------------------ one run-folder block
+STAMPED_RUN = "outputs/${hydra.job.config_name}/${now:%Y-%m-%d_%H-%M-%S}"
+STAMPED_SWEEP = "outputs/${hydra.job.config_name}_multirun/${now:%Y-%m-%d_%H-%M-%S}"
+RESUMABLE = {  # conf/hydra/output/krakenrl_resume.yaml (train) and krakenrl_study.yaml (search)
+    "train": (STAMPED_RUN, "outputs/${hydra.job.config_name}_multirun/${name}"),
+    "search": ("outputs/${hydra.job.config_name}/${name}", "outputs/${hydra.job.config_name}_multirun/${name}"),
+}
+
+
 @pytest.mark.parametrize("name", PRIMARY)
 def test_run_folders_come_from_one_file(name: str) -> None:
     text = (CONF / f"{name}.yaml").read_text()
@@ -174,8 +182,10 @@ def test_run_folders_come_from_one_file(name: str) -> None:
         cfg = compose(config_name=name, return_hydra_config=True)
     raw = OmegaConf.to_container(cfg.hydra, resolve=False)
     assert isinstance(raw, dict)
-    assert raw["run"]["dir"] == "outputs/${hydra.job.config_name}/${now:%Y-%m-%d_%H-%M-%S}"
-    assert raw["sweep"]["dir"] == "outputs/${hydra.job.config_name}_multirun/${now:%Y-%m-%d_%H-%M-%S}"
+    # train and search resume into folders without a time stamp: variants of krakenrl.yaml in the same group
+    run, sweep = RESUMABLE.get(name, (STAMPED_RUN, STAMPED_SWEEP))
+    assert raw["run"]["dir"] == run
+    assert raw["sweep"]["dir"] == sweep
     assert cfg.hydra.job.config_name == name
     assert not cfg.hydra.job.chdir  # None = no chdir under version_base 1.3
 
