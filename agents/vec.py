@@ -76,6 +76,31 @@ def shortfall_cost(fills: Sequence[dict[str, Any]], arrival: np.ndarray, asset_i
     return cost / equity_before
 
 
+def shortfall_costs(counts: np.ndarray, codes: np.ndarray, values: np.ndarray, arrival: np.ndarray,
+                    equity_before: np.ndarray) -> list[float]:
+    """`shortfall_cost` of every account, read from the step's fill records instead of its fill dicts.
+
+    ``counts`` (B,) fills per row, ``codes`` (B, M) fill codes ``(asset * 2 + buy) * 2 + maker``
+    and ``values`` (B, M, 3) (qty, price, fee): the ledger's buffers right after the step
+    (`envs.step_info`). The same operations in the same order as `shortfall_cost`, so the
+    same floats, without building a dict per fill.
+    """
+    out: list[float] = []
+    arr = np.asarray(arrival, dtype=np.float64).tolist()
+    eq = np.asarray(equity_before, dtype=np.float64).tolist()
+    for i, n in enumerate(np.asarray(counts).tolist()):
+        if n == 0 or eq[i] <= 0.0:
+            out.append(0.0)
+            continue
+        cost = 0.0
+        a = arr[i]
+        for code, (qty, price, _) in zip(codes[i, :n].tolist(), values[i, :n].tolist(), strict=True):
+            sign = 1.0 if (code // 2) % 2 else -1.0
+            cost += sign * qty * (price - a[code // 4])
+        out.append(cost / eq[i])
+    return out
+
+
 class LevelVecEnv(VecEnv):
     """SB3 VecEnv for one policy level over ``RiskVectorWrapper(KrakenSpotVectorEnv(...))``."""
 
@@ -108,6 +133,8 @@ class LevelVecEnv(VecEnv):
                 f"LevelVecEnv: the level rewards are built on the env's log growth; got env.reward="
                 f"{env_cfg.reward!r}, env.reward_scale={env_cfg.reward_scale} (use log_growth, 1.0)"
             )
+        if hasattr(inner, "lazy_info"):  # this adapter never reads infos["risk"]: build them only if read
+            inner.lazy_info = True
         self.inner, self.base, self.core = inner, base, base.core
         self.level, self.every_hours, self.strategic, self.reward_weights = level, int(every_hours), strategic, reward
         self.n_assets = n = int(base.n_assets)
@@ -208,21 +235,25 @@ class LevelVecEnv(VecEnv):
         terminal: dict[int, dict[str, np.ndarray]] = {}
         last_infos: list[dict[str, Any]] = [{} for _ in range(n_env)]
         keep = np.zeros_like(actions)
+        infos: dict[str, Any] = {}
         for k in range(self.every_hours):
             step_act = np.where(done[:, None], 0.0, actions if k == 0 else keep)
             _, rew, term, trunc, infos = self._hour(step_act)
             live = ~done
             total[live] += rew[live]
             ended = live & (np.asarray(term) | np.asarray(trunc))
-            for row in np.flatnonzero(live).tolist():
-                last_infos[row] = _row_info(infos, row)
             total -= self._halt_charge(ended, infos)
-            if ended.any():
+            if ended.any():  # a row's info is the one of the hour its episode ended
+                for row, info in zip(np.flatnonzero(ended).tolist(), _row_infos(infos, ended), strict=True):
+                    last_infos[row] = info
                 self._keep_terminal(ended, terminal)
                 term_out |= ended & np.asarray(term)
                 trunc_out |= ended & np.asarray(trunc) & ~np.asarray(term)
                 done |= ended
                 self.inner.reset(options={"reset_mask": ended})
+        if not done.all():  # the others': the last hour's
+            for row, info in zip(np.flatnonzero(~done).tolist(), _row_infos(infos, ~done), strict=True):
+                last_infos[row] = info
         return self._package(total, done, term_out, trunc_out, terminal, last_infos)
 
     def _step_tactical(self, actions: np.ndarray) -> Any:
@@ -238,9 +269,9 @@ class LevelVecEnv(VecEnv):
         rew = np.array(rew, dtype=np.float64, copy=True)
         w_after = led.w
         rw = self.reward_weights
-        for i in range(self.num_envs):
-            fills = infos["fills"][i]
-            rew[i] -= rw.shortfall * shortfall_cost(fills, self.arrival[i], self.asset_index, float(eq_before[i]))
+        costs = shortfall_costs(infos["n_fills"], led.fc, led.fv, self.arrival, eq_before)
+        for i, cost in enumerate(costs):
+            rew[i] -= rw.shortfall * cost
         rew -= rw.tracking * 0.5 * np.abs(w_after - self.target).sum(axis=1)
         self.phase += 1
         return self._finish(rew, term, trunc, infos)
@@ -252,7 +283,7 @@ class LevelVecEnv(VecEnv):
         done = term | trunc
         rew = rew - self._halt_charge(done, infos)
         terminal: dict[int, dict[str, np.ndarray]] = {}
-        row_infos = [_row_info(infos, i) for i in range(self.num_envs)]
+        row_infos = _row_infos(infos, np.ones(self.num_envs, dtype=bool))
         if done.any():
             self._keep_terminal(done, terminal)
             self.inner.reset(options={"reset_mask": done})
@@ -296,13 +327,23 @@ class LevelVecEnv(VecEnv):
 _INFO_KEYS = ("equity", "fees", "slippage", "turnover", "drawdown")
 
 
-def _row_info(infos: dict[str, Any], i: int) -> dict[str, Any]:
-    """Row ``i`` of the vector env's batched info: the scalar keys a callback needs."""
-    out: dict[str, Any] = {k: float(infos[k][i]) for k in _INFO_KEYS if k in infos}
+def _row_infos(infos: dict[str, Any], rows: np.ndarray) -> list[dict[str, Any]]:
+    """The ``rows`` (bool mask) of the vector env's batched info: the scalar keys a callback needs.
+
+    Each column is converted once (``tolist`` gives the same floats as ``float(x[i])``),
+    not once per row and key.
+    """
+    columns = [(k, np.asarray(infos[k])[rows].tolist()) for k in _INFO_KEYS if k in infos]
+    out: list[dict[str, Any]] = [{} for _ in range(int(np.count_nonzero(rows)))]
+    for key, values in columns:
+        for d, v in zip(out, values, strict=True):
+            d[key] = float(v)
     reason = infos.get("termination_reason")
-    if reason is not None and reason[i]:
-        out["termination_reason"] = str(reason[i])
+    if reason is not None:
+        for d, r in zip(out, np.asarray(reason, dtype=object)[rows].tolist(), strict=True):
+            if r:
+                d["termination_reason"] = str(r)
     return out
 
 
-__all__ = ["LevelVecEnv", "TacticalReward", "gap_action", "shortfall_cost"]
+__all__ = ["LevelVecEnv", "TacticalReward", "gap_action", "shortfall_cost", "shortfall_costs"]
