@@ -330,20 +330,25 @@ _INFO_KEYS = ("equity", "fees", "slippage", "turnover", "drawdown")
 def _row_infos(infos: dict[str, Any], rows: np.ndarray) -> list[dict[str, Any]]:
     """The ``rows`` (bool mask) of the vector env's batched info: the scalar keys a callback needs.
 
-    Each column is converted once (``tolist`` gives the same floats as ``float(x[i])``),
-    not once per row and key.
+    Each column is converted once (``tolist`` of a float64 array gives the floats
+    ``float(x[i])`` gives), not once per row and key.
     """
-    columns = [(k, np.asarray(infos[k])[rows].tolist()) for k in _INFO_KEYS if k in infos]
-    out: list[dict[str, Any]] = [{} for _ in range(int(np.count_nonzero(rows)))]
-    for key, values in columns:
-        for d, v in zip(out, values, strict=True):
-            d[key] = float(v)
+    every = bool(rows.all())
+    keys = [k for k in _INFO_KEYS if k in infos]
+    columns = [_column(infos[k], rows, every) for k in keys]
+    out = [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)] if keys else [
+        {} for _ in range(int(np.count_nonzero(rows)))]
     reason = infos.get("termination_reason")
     if reason is not None:
         for d, r in zip(out, np.asarray(reason, dtype=object)[rows].tolist(), strict=True):
             if r:
                 d["termination_reason"] = str(r)
     return out
+
+
+def _column(values: Any, rows: np.ndarray, every: bool) -> list[float]:
+    a = np.asarray(values, dtype=np.float64)
+    return (a if every else a[rows]).tolist()  # type: ignore[no-any-return]
 
 
 __all__ = ["LevelVecEnv", "TacticalReward", "gap_action", "shortfall_cost", "shortfall_costs"]

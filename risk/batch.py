@@ -290,7 +290,10 @@ class RiskInfos(Sequence[dict[str, Any]]):
 def _same(a: Any, b: Any) -> bool:
     """Deep equality of info values (arrays compared element-wise, bit for bit)."""
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return bool(np.array_equal(a, b, equal_nan=True)) if np.shape(a) == np.shape(b) else False
+        x, y = np.asarray(a), np.asarray(b)
+        if x.shape != y.shape or x.dtype != y.dtype:
+            return False
+        return x.tobytes() == y.tobytes() if x.dtype.kind in "fcbiu" else bool(np.array_equal(x, y))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
