@@ -147,6 +147,7 @@ class LevelVecEnv(VecEnv):
             action_space = spaces.Box(-1.0, 1.0, (n + 1,), np.float32)
         super().__init__(base.num_envs, self.view.space, action_space)
         self._rows = np.arange(self.num_envs)
+        self._everyone = np.ones(self.num_envs, dtype=bool)
         self._actions: np.ndarray | None = None
         self._seed: int | None = None
         self.target = np.zeros((self.num_envs, n))
@@ -269,9 +270,7 @@ class LevelVecEnv(VecEnv):
         rew = np.array(rew, dtype=np.float64, copy=True)
         w_after = led.w
         rw = self.reward_weights
-        costs = shortfall_costs(infos["n_fills"], led.fc, led.fv, self.arrival, eq_before)
-        for i, cost in enumerate(costs):
-            rew[i] -= rw.shortfall * cost
+        rew -= rw.shortfall * np.array(shortfall_costs(infos["n_fills"], led.fc, led.fv, self.arrival, eq_before))
         rew -= rw.tracking * 0.5 * np.abs(w_after - self.target).sum(axis=1)
         self.phase += 1
         return self._finish(rew, term, trunc, infos)
@@ -283,7 +282,7 @@ class LevelVecEnv(VecEnv):
         done = term | trunc
         rew = rew - self._halt_charge(done, infos)
         terminal: dict[int, dict[str, np.ndarray]] = {}
-        row_infos = _row_infos(infos, np.ones(self.num_envs, dtype=bool))
+        row_infos = _row_infos(infos, self._everyone)
         if done.any():
             self._keep_terminal(done, terminal)
             self.inner.reset(options={"reset_mask": done})

@@ -54,21 +54,22 @@ class AccountArrays:
         eq = led.equity.copy()
         prices = core.arrays.mark[t]
         units = led.units.copy()
-        live = eq > 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            weights = units * prices / eq[:, None]
-        if not live.all():
-            weights[~live] = 0.0
-        return cls(t, core.market.timestamps[t], eq, led.peak.copy(), units, prices, weights, core.arrays.tradable[t])
+        return cls(t, core.market.timestamps[t], eq, led.peak.copy(), units, prices, _per_equity(units * prices, eq),
+                   core.arrays.tradable[t])
 
     def realised(self, units_after: np.ndarray) -> np.ndarray:
         """`risk.wrapper.realised_weights` of every row: units after the fills x prices / equity at the decision."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.asarray(units_after, dtype=np.float64) * self.prices / self.equity[:, None]
-        dead = ~(self.equity > 0)
-        if dead.any():
-            out[dead] = 0.0
-        return out
+        return _per_equity(np.asarray(units_after, dtype=np.float64) * self.prices, self.equity)
+
+
+def _per_equity(values: np.ndarray, equity: np.ndarray) -> np.ndarray:
+    """``values / equity`` per row, 0 for a row whose equity is not > 0 (as the per-row code does)."""
+    if (equity > 0).all():
+        return values / equity[:, None]  # type: ignore[no-any-return]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = values / equity[:, None]
+    out[~(equity > 0)] = 0.0
+    return out  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -138,9 +139,9 @@ class BatchProjector:
         ladders = [p.ladder for p in self.projectors]
         switches = [p.kill_switch for p in self.projectors]
         held_peak = np.array([x.peak_equity for x in ladders], dtype=np.float64)
-        halted = np.array([x.halted for x in ladders], dtype=bool)
-        engaged = np.array([x.engaged for x in switches], dtype=bool)
-        down = np.array([x.exchange_down is not None for x in switches], dtype=bool)
+        pairs = zip(ladders, switches, strict=True)
+        flags = np.array([(x.halted, y.engaged, y.exchange_down is not None) for x, y in pairs], dtype=bool).T.copy()
+        halted, engaged, down = flags[0], flags[1], flags[2]
         peak, dd = np.empty(b), np.empty(b)
         level, sched, slow = np.empty(b, dtype=np.int64), np.empty(b, dtype=bool), np.empty(b, dtype=bool)
         K.ladder_rows(held_peak, acc.peak, acc.equity, halted, self.thresholds, acc.t, acc.timestamp, self.market_ts,
