@@ -130,8 +130,8 @@ class ViewBuilder:
     """Builds one level's view for rows of a `BatchCore` (precomputed panels, no pandas).
 
     Everything in a view that depends on the bar only (features, signals, ``tradable``) is
-    built once per market into a (T, N, F) float32 panel, clipped, on the first `build`;
-    a step then takes its rows and adds the account's columns (weights, target, gap). The
+    built once, when the builder is made, into a (T, N, F) float32 panel, clipped; a step
+    then takes its rows and adds the account's columns (weights, target, gap). The
     values are those of building each view from its parts (clipping and the float32 cast
     are element-wise), at the cost of T x N x F x 4 bytes of memory.
     """
@@ -146,26 +146,24 @@ class ViewBuilder:
         self.idx, self.flag = signal_columns(core, names)
         self.tradable = np.asarray(core.market.tradable, dtype=np.float32)
         self.space = view_space(level, core.market.n_assets)
-        self._static: np.ndarray | None = None
+        self.static = self._static_panel()
 
-    def static_panel(self) -> np.ndarray:
+    def _static_panel(self) -> np.ndarray:
         """(T, N, F_bar) the bar-only columns of the level's per-asset view, clipped, in view order."""
-        if self._static is None:
-            core = self.core
-            t = np.arange(core.market.n_bars)
-            sig = _signals(core, t, self.idx, self.flag)
-            _centre_p_up(sig, self.signal_names)
-            trad = self.tradable[:, :, None]
-            if self.level == "strategic":
-                parts = [self.slow, sig, trad]
-            elif self.level == "flat":
-                parts = [core.features[:, :, :4], self.slow, sig, trad]
-            else:
-                parts = [core.features[:, :, :4], sig, trad]
-            panel = np.clip(np.concatenate(parts, axis=2), -CLIP, CLIP).astype(np.float32)
-            panel.flags.writeable = False
-            self._static = panel
-        return self._static
+        core = self.core
+        t = np.arange(core.market.n_bars)
+        sig = _signals(core, t, self.idx, self.flag)
+        _centre_p_up(sig, self.signal_names)
+        trad = self.tradable[:, :, None]
+        if self.level == "strategic":
+            parts = [self.slow, sig, trad]
+        elif self.level == "flat":
+            parts = [core.features[:, :, :4], self.slow, sig, trad]
+        else:
+            parts = [core.features[:, :, :4], sig, trad]
+        panel = np.clip(np.concatenate(parts, axis=2), -CLIP, CLIP).astype(np.float32)
+        panel.flags.writeable = False
+        return panel
 
     def build(
         self,
@@ -180,7 +178,7 @@ class ViewBuilder:
         pf = led.pf[rows]  # (B, N+3): weights, cash weight, drawdown, trade age
         n = core.market.n_assets
         w = pf[:, :n].astype(np.float32)
-        static = self.static_panel()[t]
+        static = self.static[t]
         if self.level == "tactical":
             if target is None or phase is None:
                 raise ValueError("tactical view: needs the strategic target and the phase")
