@@ -43,6 +43,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.views import ViewBuilder
+from envs.numba_utils import JIT, njit
 
 StrategicFn = Callable[[dict[str, np.ndarray]], np.ndarray]
 
@@ -77,28 +78,34 @@ def shortfall_cost(fills: Sequence[dict[str, Any]], arrival: np.ndarray, asset_i
 
 
 def shortfall_costs(counts: np.ndarray, codes: np.ndarray, values: np.ndarray, arrival: np.ndarray,
-                    equity_before: np.ndarray) -> list[float]:
-    """`shortfall_cost` of every account, read from the step's fill records instead of its fill dicts.
+                    equity_before: np.ndarray) -> np.ndarray:
+    """`shortfall_cost` of every account (B,), read from the step's fill records instead of its fill dicts.
 
     ``counts`` (B,) fills per row, ``codes`` (B, M) fill codes ``(asset * 2 + buy) * 2 + maker``
     and ``values`` (B, M, 3) (qty, price, fee): the ledger's buffers right after the step
-    (`envs.step_info`). The same operations in the same order as `shortfall_cost`, so the
-    same floats, without building a dict per fill.
+    (`envs.step_info`). The same operations in the same order as `shortfall_cost`, compiled
+    (`_shortfall_rows`), so the same floats without a dict per fill.
     """
-    out: list[float] = []
-    arr = np.asarray(arrival, dtype=np.float64).tolist()
-    eq = np.asarray(equity_before, dtype=np.float64).tolist()
-    for i, n in enumerate(np.asarray(counts).tolist()):
-        if n == 0 or eq[i] <= 0.0:
-            out.append(0.0)
+    out = np.empty(len(counts))
+    _shortfall_rows(np.asarray(counts, dtype=np.int64), codes, values, np.asarray(arrival, dtype=np.float64),
+                    np.asarray(equity_before, dtype=np.float64), out)
+    return out
+
+
+@njit(**JIT)
+def _shortfall_rows(counts: np.ndarray, codes: np.ndarray, values: np.ndarray, arrival: np.ndarray,
+                    equity: np.ndarray, out: np.ndarray) -> None:
+    for i in range(counts.shape[0]):
+        n = counts[i]
+        if n == 0 or equity[i] <= 0.0:
+            out[i] = 0.0
             continue
         cost = 0.0
-        a = arr[i]
-        for code, (qty, price, _) in zip(codes[i, :n].tolist(), values[i, :n].tolist(), strict=True):
-            sign = 1.0 if (code // 2) % 2 else -1.0
-            cost += sign * qty * (price - a[code // 4])
-        out.append(cost / eq[i])
-    return out
+        for j in range(n):
+            code = codes[i, j]
+            sign = 1.0 if (code // 2) % 2 == 1 else -1.0
+            cost += sign * values[i, j, 0] * (values[i, j, 1] - arrival[i, code // 4])
+        out[i] = cost / equity[i]
 
 
 class LevelVecEnv(VecEnv):
@@ -135,6 +142,8 @@ class LevelVecEnv(VecEnv):
             )
         if hasattr(inner, "lazy_info"):  # this adapter never reads infos["risk"]: build them only if read
             inner.lazy_info = True
+        if hasattr(base, "observations"):  # nor the env's own observation: it builds the level's views
+            base.observations = False
         self.inner, self.base, self.core = inner, base, base.core
         self.level, self.every_hours, self.strategic, self.reward_weights = level, int(every_hours), strategic, reward
         self.n_assets = n = int(base.n_assets)
@@ -270,7 +279,7 @@ class LevelVecEnv(VecEnv):
         rew = np.array(rew, dtype=np.float64, copy=True)
         w_after = led.w
         rw = self.reward_weights
-        rew -= rw.shortfall * np.array(shortfall_costs(infos["n_fills"], led.fc, led.fv, self.arrival, eq_before))
+        rew -= rw.shortfall * shortfall_costs(infos["n_fills"], led.fc, led.fv, self.arrival, eq_before)
         rew -= rw.tracking * 0.5 * np.abs(w_after - self.target).sum(axis=1)
         self.phase += 1
         return self._finish(rew, term, trunc, infos)

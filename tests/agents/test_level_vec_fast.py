@@ -99,7 +99,7 @@ def test_shortfall_costs_equal_shortfall_cost_per_account(market: Any) -> None:
         led = env.core.ledger
         fast = shortfall_costs(info["n_fills"], led.fc, led.fv, arrival, eq)
         slow = [shortfall_cost(info["fills"][i], arrival[i], index, float(eq[i])) for i in range(6)]
-        assert fast == slow
+        assert fast.tolist() == slow
         n_fills += int(info["n_fills"].sum())
     assert n_fills > 50
 
@@ -143,3 +143,21 @@ def test_level_env_over_the_batched_risk_path_equals_the_per_row_path(market: An
         assert _same(a, b)
         dones += int(np.sum(a[2])) if isinstance(a, tuple) else 0
     assert dones > 0  # episodes ended (and rows were reset) inside the compared run
+
+
+def test_vector_env_without_observations_steps_the_same(market: Any) -> None:
+    """``observations=False`` (what `LevelVecEnv` sets) skips the observation and changes nothing else."""
+    full = KrakenSpotVectorEnv(3, market=market, episode_hours=40)
+    bare = KrakenSpotVectorEnv(3, market=market, episode_hours=40)
+    bare.observations = False
+    obs, _ = full.reset(seed=1)
+    none, _ = bare.reset(seed=1)
+    assert isinstance(obs, dict) and none is None
+    rng = np.random.default_rng(2)
+    for _ in range(60):
+        act = rng.uniform(-1.0, 1.0, full.action_space.shape)
+        a, b = full.step(act), bare.step(act)
+        assert b[0] is None
+        assert _same(list(a[1:4]), list(b[1:4]))
+        assert all(_same(a[4][k], b[4][k]) for k in a[4] if k not in ("fills", "rejected"))
+        assert list(a[4]["fills"]) == list(b[4]["fills"])
