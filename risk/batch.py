@@ -159,7 +159,8 @@ class BatchProjector:
         slow &= ~skip
         peaks = peak.tolist()
         by: list[Any] = [None] * b
-        for i in np.flatnonzero(~slow & ~skip).tolist():
+        decided = ~slow & ~skip
+        for i in range(b) if decided.all() else np.flatnonzero(decided).tolist():
             ladders[i].peak_equity = peaks[i]
             ks = switches[i]
             if ks.active:

@@ -330,8 +330,9 @@ class RiskVectorWrapper(VectorWrapper):
             executed = np.concatenate([executed, urgency], axis=1)
         obs, rewards, terms, truncs, infos = self.env.step(executed)
         risk = finish()
-        for j in np.flatnonzero(self._ended):
-            self.projectors[int(j)].reset_state()
+        if self._ended.any():
+            for j in np.flatnonzero(self._ended).tolist():
+                self.projectors[j].reset_state()
         terms = np.array(terms, dtype=bool, copy=True)
         given = infos.get("termination_reason")
         reasons = np.array(given if given is not None else [""] * n, dtype=object, copy=True)
@@ -393,7 +394,8 @@ class RiskVectorWrapper(VectorWrapper):
         base = self._base
         amounts = batch.clip(acts)
         ok = amounts >= 0.0
-        notes = {i: _clip_note(float(amounts[i])) for i in np.flatnonzero(amounts != 0.0).tolist()}
+        noted = amounts != 0.0
+        notes = {i: _clip_note(float(amounts[i])) for i in np.flatnonzero(noted).tolist()} if noted.any() else {}
         if not ok.all():
             acts[~ok] = 0.0  # not converted: the current weights are held
         proposals = np.asarray(base.action_to_weights(acts))
@@ -407,7 +409,7 @@ class RiskVectorWrapper(VectorWrapper):
         targets = d.out[:, 1].copy()
         halted = (d.level == 3) & ~d.slow & ~ended
         slow: dict[int, RiskDecision] = {}
-        for i in np.flatnonzero(d.slow).tolist():
+        for i in np.flatnonzero(d.slow).tolist() if d.slow.any() else ():
             snap = base.snapshot(i)
             current = np.asarray(snap.weights, dtype=np.float64)
             slow[i] = decision = self.projectors[i].project(snap, proposals[i] if ok[i] else current.copy())
