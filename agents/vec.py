@@ -6,6 +6,9 @@
 its executor sends is projected). The inner env runs with ``autoreset_mode="disabled"``;
 this adapter resets ended rows at once with a reset mask, as SB3 expects, and puts the
 last observation in ``info["terminal_observation"]`` (and ``TimeLimit.truncated``).
+It reads neither the inner env's observation nor ``infos["risk"]``, so it turns both off
+(``observations=False``, ``lazy_info=True``): per hour the inner stack then pays only for
+what a level uses.
 
 Three levels (the observations are `agents.views`):
 
