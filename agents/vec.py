@@ -250,13 +250,18 @@ class LevelVecEnv(VecEnv):
         keep = np.zeros_like(actions)
         infos: dict[str, Any] = {}
         for k in range(self.every_hours):
-            step_act = np.where(done[:, None], 0.0, actions if k == 0 else keep)
-            _, rew, term, trunc, infos = self._hour(step_act)
-            live = ~done
-            total[live] += rew[live]
-            ended = live & (np.asarray(term) | np.asarray(trunc))
-            total -= self._halt_charge(ended, infos)
+            act = actions if k == 0 else keep
+            some_done = bool(done.any())  # rows that ended earlier in this step idle (and earn nothing)
+            _, rew, term, trunc, infos = self._hour(np.where(done[:, None], 0.0, act) if some_done else act)
+            ended = np.asarray(term) | np.asarray(trunc)
+            if some_done:
+                live = ~done
+                total[live] += rew[live]
+                ended &= live
+            else:
+                total += rew
             if ended.any():  # a row's info is the one of the hour its episode ended
+                total -= self._halt_charge(ended, infos)
                 for row, info in zip(np.flatnonzero(ended).tolist(), _row_infos(infos, ended), strict=True):
                     last_infos[row] = info
                 self._keep_terminal(ended, terminal)
