@@ -45,6 +45,7 @@ class AccountArrays:
     prices: np.ndarray  # (B, N) marks at t
     weights: np.ndarray  # (B, N) units x prices / equity (0 where equity <= 0)
     tradable: np.ndarray  # (B, N) bool
+    alive: bool  # every equity > 0 (no row needs the zero-weights case)
 
     @classmethod
     def of(cls, core: Any) -> AccountArrays:
@@ -54,17 +55,19 @@ class AccountArrays:
         eq = led.equity.copy()
         prices = core.arrays.mark[t]
         units = led.units.copy()
-        return cls(t, core.market.timestamps[t], eq, led.peak.copy(), units, prices, _per_equity(units * prices, eq),
-                   core.arrays.tradable[t])
+        alive = bool((eq > 0).all())
+        weights = _per_equity(units * prices, eq, alive)
+        return cls(t, core.market.timestamps[t], eq, led.peak.copy(), units, prices, weights, core.arrays.tradable[t],
+                   alive)
 
     def realised(self, units_after: np.ndarray) -> np.ndarray:
         """`risk.wrapper.realised_weights` of every row: units after the fills x prices / equity at the decision."""
-        return _per_equity(np.asarray(units_after, dtype=np.float64) * self.prices, self.equity)
+        return _per_equity(np.asarray(units_after, dtype=np.float64) * self.prices, self.equity, self.alive)
 
 
-def _per_equity(values: np.ndarray, equity: np.ndarray) -> np.ndarray:
+def _per_equity(values: np.ndarray, equity: np.ndarray, alive: bool) -> np.ndarray:
     """``values / equity`` per row, 0 for a row whose equity is not > 0 (as the per-row code does)."""
-    if (equity > 0).all():
+    if alive:
         return values / equity[:, None]  # type: ignore[no-any-return]
     with np.errstate(divide="ignore", invalid="ignore"):
         out = values / equity[:, None]
@@ -81,6 +84,7 @@ class BatchDecisions:
     """
 
     slow: np.ndarray  # (B,) bool
+    any_slow: bool
     t: np.ndarray
     props: np.ndarray  # (B, N) the proposals as projected (current weights where the action was held)
     out: np.ndarray  # (B, 2, N) sanitised current weights, executed target
@@ -123,11 +127,12 @@ class BatchProjector:
         lim, tab, cl = self.limits, self.tables, self.clusters
         return all(p.limits is lim and p._tables is tab and p.clusters is cl for p in self.projectors)
 
-    def clip(self, acts: np.ndarray) -> np.ndarray:
-        """`risk.kernels.clip_action` of each row of ``acts`` (B, W) in place; the amounts, -1.0 for NaN/inf rows."""
+    def clip(self, acts: np.ndarray) -> tuple[np.ndarray, int]:
+        """`risk.kernels.clip_action` of each row of ``acts`` (B, W) in place: the amounts (-1.0 for NaN/inf
+        rows) and how many rows were clipped or non-finite."""
         amounts = np.empty(acts.shape[0])
-        K.clip_rows(acts, self.clip_tmp, self.scratch[4], amounts)
-        return amounts
+        noted = K.clip_rows(acts, self.clip_tmp, self.scratch[4], amounts)
+        return amounts, noted
 
     def project(self, acc: AccountArrays, props: np.ndarray, skip: np.ndarray) -> BatchDecisions:
         """Decide every row but ``skip`` (rows the env resets now); rows it cannot decide exactly are marked slow.
@@ -144,29 +149,32 @@ class BatchProjector:
         halted, engaged, down = flags[0], flags[1], flags[2]
         peak, dd = np.empty(b), np.empty(b)
         level, sched, slow = np.empty(b, dtype=np.int64), np.empty(b, dtype=bool), np.empty(b, dtype=bool)
-        K.ladder_rows(held_peak, acc.peak, acc.equity, halted, self.thresholds, acc.t, acc.timestamp, self.market_ts,
-                      self.engage, self.rebalance_hours, peak, dd, level, sched, slow)
-        slow |= down  # an exchange reported down adds its trigger
-        tc = np.where(slow, 0, acc.t) if slow.any() else acc.t  # slow rows may be outside the market
+        n_slow = K.ladder_rows(held_peak, acc.peak, acc.equity, halted, down, self.thresholds, acc.t, acc.timestamp,
+                               self.market_ts, self.engage, self.rebalance_hours, peak, dd, level, sched, slow)
+        tc = np.where(slow, 0, acc.t) if n_slow else acc.t  # slow rows may be outside the market
         n = props.shape[1]
         out = np.empty((b, 2, n))
         codes = np.zeros(b, dtype=np.int64)
         amounts = np.empty((b, K.N_RULES))
         changed = np.empty((b, K.N_RULES, n), dtype=bool)
-        K.project_rows(props, acc.weights, acc.units, acc.tradable, acc.prices, self.labels[tc], out, tc, level,
-                       engaged, sched, acc.equity, self.tables, self.scratch, amounts, changed, codes)
-        slow |= (codes < 0) | ((codes & _HELD_TRIGGERS) != 0)
-        slow &= ~skip
+        redo = K.project_rows(props, acc.weights, acc.units, acc.tradable, acc.prices, self.labels[tc], out, tc,
+                              level, engaged, sched, acc.equity, self.tables, self.scratch, amounts, changed, codes)
+        if redo:
+            slow |= (codes < 0) | ((codes & _HELD_TRIGGERS) != 0)
+        skipped = bool(skip.any())
+        if skipped:
+            slow &= ~skip
+        any_slow = bool(n_slow or redo) and bool(slow.any())
         peaks = peak.tolist()
         by: list[Any] = [None] * b
-        decided = ~slow & ~skip
-        for i in range(b) if decided.all() else np.flatnonzero(decided).tolist():
+        decided = range(b) if not (any_slow or skipped) else np.flatnonzero(~slow & ~skip).tolist()
+        for i in decided:
             ladders[i].peak_equity = peaks[i]
             ks = switches[i]
             if ks.active:
                 ks.active = []
             by[i] = ks.engaged_by
-        return BatchDecisions(slow, acc.t, props, out, codes, amounts, changed, level, dd, engaged, by)
+        return BatchDecisions(slow, any_slow, acc.t, props, out, codes, amounts, changed, level, dd, engaged, by)
 
     def interventions(self, d: BatchDecisions, i: int) -> list[Intervention]:
         """Row ``i``'s kernel interventions, as `RiskProjector._project_fast` records them."""

@@ -735,7 +735,7 @@ def project_row(row: tuple, t: int, level: int, ks_base: bool, sched: bool, equi
 def project_rows(props: np.ndarray, weights: np.ndarray, units: np.ndarray, tradable: np.ndarray,
                  prices: np.ndarray, labels: np.ndarray, out: np.ndarray, t: np.ndarray, level: np.ndarray,
                  ks_base: np.ndarray, sched: np.ndarray, equity: np.ndarray, tables: tuple, scratch: tuple,
-                 amounts: np.ndarray, changed: np.ndarray, codes: np.ndarray) -> None:
+                 amounts: np.ndarray, changed: np.ndarray, codes: np.ndarray) -> int:
     """`project_row` for every account of a vector env in one call (`risk.batch`).
 
     Row ``b`` of each (B, ...) array is one account's call of `project_row`: the same
@@ -744,21 +744,27 @@ def project_rows(props: np.ndarray, weights: np.ndarray, units: np.ndarray, trad
     ``mask`` and ``stk`` serve every row in turn; ``amounts`` (B, N_RULES) and ``changed``
     (B, N_RULES, N) receive each row's ``Scratch.amounts``/``changed``; ``codes`` (B,) the
     status bits or `FALLBACK`. Held assets (``Scratch.mask[1]``) are not kept per row: a
-    row whose triggers fire is redone by the caller on the per-row path.
+    row whose triggers fire is redone by the caller on the per-row path. Returns the number
+    of such rows (`FALLBACK`, `S_INTEGRITY` or `S_TRIGGER`), so that the caller need not scan.
     """
     tab = Tables(*tables)
     sc = Scratch(*scratch)
+    redo = 0
     for b in range(props.shape[0]):
         row = Row(props[b], weights[b], units[b], tradable[b], prices[b], labels[b], out[b])
         s = Scratch(amounts[b], changed[b], sc.work, sc.mask, sc.stk)
-        codes[b] = _project(row, t[b], level[b], ks_base[b], sched[b], equity[b], tab, s)
+        code = _project(row, t[b], level[b], ks_base[b], sched[b], equity[b], tab, s)
+        codes[b] = code
+        if code < 0 or (code & (S_INTEGRITY | S_TRIGGER)) != 0:
+            redo += 1
+    return redo
 
 
 @njit(**_JIT)
 def ladder_rows(held_peak: np.ndarray, snap_peak: np.ndarray, equity: np.ndarray, halted: np.ndarray,
-                thresholds: np.ndarray, t: np.ndarray, ts: np.ndarray, market_ts: np.ndarray, engage: np.ndarray,
-                rebalance_hours: int, peak: np.ndarray, dd: np.ndarray, level: np.ndarray, sched: np.ndarray,
-                slow: np.ndarray) -> None:
+                down: np.ndarray, thresholds: np.ndarray, t: np.ndarray, ts: np.ndarray, market_ts: np.ndarray,
+                engage: np.ndarray, rebalance_hours: int, peak: np.ndarray, dd: np.ndarray, level: np.ndarray,
+                sched: np.ndarray, slow: np.ndarray) -> int:
     """`risk.ladder.DrawdownLadder.update` of every account, without its side effects (`risk.batch`).
 
     Per row: ``peak = max(held_peak, snap_peak, equity)`` (Python's ``max``: the first
@@ -766,11 +772,14 @@ def ladder_rows(held_peak: np.ndarray, snap_peak: np.ndarray, equity: np.ndarray
     them (``thresholds`` = dd_halt, dd_cut, dd_reduce), level 3 while ``halted``, and
     ``sched`` (level 2 between rebalance hours). ``slow`` is set where the per-row path must
     decide instead: a halt starting now (it is audited), a non-finite or non-positive
-    peak/equity, a bar outside the market, a snapshot not aligned with the market, or a
-    market-wide kill-switch condition at t (its triggers are recorded).
+    peak/equity, a bar outside the market, a snapshot not aligned with the market, a
+    market-wide kill-switch condition at t (its triggers are recorded) or an exchange
+    reported down (``down``: the switch records that trigger). Returns the number
+    of slow rows.
     """
     hour = 3600
     n_bars = market_ts.shape[0]
+    n_slow = 0
     for b in range(equity.shape[0]):
         eq = equity[b]
         p = held_peak[b]
@@ -791,21 +800,29 @@ def ladder_rows(held_peak: np.ndarray, snap_peak: np.ndarray, equity: np.ndarray
                 lv = 1
         tb = t[b]
         bad = not (np.isfinite(eq) and np.isfinite(p) and np.isfinite(held_peak[b]) and np.isfinite(snap_peak[b]))
-        bad = bad or not p > 0.0 or tb < 0 or tb >= n_bars or (lv == 3 and not halted[b])
+        bad = bad or down[b] or not p > 0.0 or tb < 0 or tb >= n_bars or (lv == 3 and not halted[b])
         if not bad:
             bad = ts[b] != market_ts[tb] or engage[tb]
         slow[b] = bad
+        n_slow += bad
         if halted[b]:
             lv = 3
         level[b] = lv
         sched[b] = lv == 2 and (ts[b] // hour) % rebalance_hours != 0
+    return n_slow
 
 
 @njit(**_JIT)
-def clip_rows(a: np.ndarray, tmp: np.ndarray, stk: np.ndarray, amounts: np.ndarray) -> None:
-    """`clip_action` on each row of ``a`` (B, W) in place, amounts (or -1.0) into ``amounts`` (B,)."""
+def clip_rows(a: np.ndarray, tmp: np.ndarray, stk: np.ndarray, amounts: np.ndarray) -> int:
+    """`clip_action` on each row of ``a`` (B, W) in place, amounts (or -1.0) into ``amounts`` (B,);
+    returns the number of rows it clipped or found non-finite (amount != 0)."""
+    noted = 0
     for b in range(a.shape[0]):
-        amounts[b] = _clip_in(a[b], tmp, stk)
+        x = _clip_in(a[b], tmp, stk)
+        amounts[b] = x
+        if x != 0.0:
+            noted += 1
+    return noted
 
 
 @njit(**_JIT)

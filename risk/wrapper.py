@@ -392,24 +392,24 @@ class RiskVectorWrapper(VectorWrapper):
                         ) -> tuple[np.ndarray, np.ndarray, Any]:
         """The batched path (`risk.batch`): same targets, halts and infos as `_decide_rows`."""
         base = self._base
-        amounts = batch.clip(acts)
+        amounts, n_noted = batch.clip(acts)
         ok = amounts >= 0.0
-        noted = amounts != 0.0
-        notes = {i: _clip_note(float(amounts[i])) for i in np.flatnonzero(noted).tolist()} if noted.any() else {}
-        if not ok.all():
+        all_ok = not n_noted or bool(ok.all())
+        notes = {i: _clip_note(float(amounts[i])) for i in np.flatnonzero(amounts != 0.0).tolist()} if n_noted else {}
+        if not all_ok:
             acts[~ok] = 0.0  # not converted: the current weights are held
         proposals = np.asarray(base.action_to_weights(acts))
         core = base.core  # type: ignore[attr-defined]
         acc = AccountArrays.of(core)
         ended = self._ended.copy()
         props = np.array(proposals, dtype=np.float64)
-        if not ok.all():
+        if not all_ok:
             props[~ok] = acc.weights[~ok]
         d = batch.project(acc, props, ended)
         targets = d.out[:, 1].copy()
         halted = (d.level == 3) & ~d.slow & ~ended
         slow: dict[int, RiskDecision] = {}
-        for i in np.flatnonzero(d.slow).tolist() if d.slow.any() else ():
+        for i in np.flatnonzero(d.slow).tolist() if d.any_slow else ():
             snap = base.snapshot(i)
             current = np.asarray(snap.weights, dtype=np.float64)
             slow[i] = decision = self.projectors[i].project(snap, proposals[i] if ok[i] else current.copy())

@@ -53,8 +53,9 @@ def test_project_rows_equals_project_row_per_row(seed: int) -> None:
     codes = np.zeros(b, dtype=np.int64)
     amounts, changed = np.empty((b, K.N_RULES)), np.empty((b, K.N_RULES, n), dtype=bool)
     scratch = tuple(K.new_scratch(n))
-    K.project_rows(r["props"], r["weights"], r["units"], r["tradable"], r["prices"], labels, out, r["t"],
-                   r["level"], r["ks"], r["sched"], r["equity"], proj._tables, scratch, amounts, changed, codes)
+    redo = K.project_rows(r["props"], r["weights"], r["units"], r["tradable"], r["prices"], labels, out, r["t"],
+                          r["level"], r["ks"], r["sched"], r["equity"], proj._tables, scratch, amounts, changed, codes)
+    assert redo == np.sum((codes < 0) | ((codes & (K.S_INTEGRITY | K.S_TRIGGER)) != 0))
     seen = set()
     for i in range(b):
         one = np.empty((2, n))
@@ -88,8 +89,10 @@ def test_ladder_rows_equals_drawdown_ladder() -> None:
     thr = np.array([LIM.dd_halt, LIM.dd_cut, LIM.dd_reduce])
     peak, dd = np.empty(b), np.empty(b)
     level, sched, slow = np.empty(b, dtype=np.int64), np.empty(b, dtype=bool), np.empty(b, dtype=bool)
-    K.ladder_rows(held, snap, equity, halted, thr, t, ts, market_ts, engage, LIM.dd_cut_rebalance_hours,
-                  peak, dd, level, sched, slow)
+    down = rng.random(b) < 0.05
+    n_slow = K.ladder_rows(held, snap, equity, halted, down, thr, t, ts, market_ts, engage,
+                           LIM.dd_cut_rebalance_hours, peak, dd, level, sched, slow)
+    assert n_slow == slow.sum()
     fast = 0
     for i in range(b):
         ladder = DrawdownLadder(peak_equity=float(held[i]), halted=bool(halted[i]))
@@ -98,7 +101,7 @@ def test_ladder_rows_equals_drawdown_ladder() -> None:
         expect_slow = (
             not all(np.isfinite([held[i], snap[i], equity[i]])) or not ladder.peak_equity > 0 or outside
             or (ladder.halted and not halted[i]) or ts[i] != market_ts[min(max(t[i], 0), 99)]
-            or bool(engage[min(max(t[i], 0), 99)])
+            or bool(engage[min(max(t[i], 0), 99)]) or down[i]
         )
         assert slow[i] == expect_slow, i
         if expect_slow:
