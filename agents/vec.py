@@ -6,6 +6,9 @@
 its executor sends is projected). The inner env runs with ``autoreset_mode="disabled"``;
 this adapter resets ended rows at once with a reset mask, as SB3 expects, and puts the
 last observation in ``info["terminal_observation"]`` (and ``TimeLimit.truncated``).
+It reads neither the inner env's observation nor ``infos["risk"]``, so it turns both off
+(``observations=False``, ``lazy_info=True``): per hour the inner stack then pays only for
+what a level uses.
 
 Three levels (the observations are `agents.views`):
 
@@ -43,6 +46,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.views import ViewBuilder
+from envs.numba_utils import JIT, njit
 
 StrategicFn = Callable[[dict[str, np.ndarray]], np.ndarray]
 
@@ -74,6 +78,37 @@ def shortfall_cost(fills: Sequence[dict[str, Any]], arrival: np.ndarray, asset_i
         sign = 1.0 if f["side"] == "buy" else -1.0
         cost += sign * float(f["qty"]) * (float(f["price"]) - float(arrival[i]))
     return cost / equity_before
+
+
+def shortfall_costs(counts: np.ndarray, codes: np.ndarray, values: np.ndarray, arrival: np.ndarray,
+                    equity_before: np.ndarray) -> np.ndarray:
+    """`shortfall_cost` of every account (B,), read from the step's fill records instead of its fill dicts.
+
+    ``counts`` (B,) fills per row, ``codes`` (B, M) fill codes ``(asset * 2 + buy) * 2 + maker``
+    and ``values`` (B, M, 3) (qty, price, fee): the ledger's buffers right after the step
+    (`envs.step_info`). The same operations in the same order as `shortfall_cost`, compiled
+    (`_shortfall_rows`), so the same floats without a dict per fill.
+    """
+    out = np.empty(len(counts))
+    _shortfall_rows(np.asarray(counts, dtype=np.int64), codes, values, np.asarray(arrival, dtype=np.float64),
+                    np.asarray(equity_before, dtype=np.float64), out)
+    return out
+
+
+@njit(**JIT)
+def _shortfall_rows(counts: np.ndarray, codes: np.ndarray, values: np.ndarray, arrival: np.ndarray,
+                    equity: np.ndarray, out: np.ndarray) -> None:
+    for i in range(counts.shape[0]):
+        n = counts[i]
+        if n == 0 or equity[i] <= 0.0:
+            out[i] = 0.0
+            continue
+        cost = 0.0
+        for j in range(n):
+            code = codes[i, j]
+            sign = 1.0 if (code // 2) % 2 == 1 else -1.0
+            cost += sign * values[i, j, 0] * (values[i, j, 1] - arrival[i, code // 4])
+        out[i] = cost / equity[i]
 
 
 class LevelVecEnv(VecEnv):
@@ -108,6 +143,10 @@ class LevelVecEnv(VecEnv):
                 f"LevelVecEnv: the level rewards are built on the env's log growth; got env.reward="
                 f"{env_cfg.reward!r}, env.reward_scale={env_cfg.reward_scale} (use log_growth, 1.0)"
             )
+        if hasattr(inner, "lazy_info"):  # this adapter never reads infos["risk"]: build them only if read
+            inner.lazy_info = True
+        if hasattr(base, "observations"):  # nor the env's own observation: it builds the level's views
+            base.observations = False
         self.inner, self.base, self.core = inner, base, base.core
         self.level, self.every_hours, self.strategic, self.reward_weights = level, int(every_hours), strategic, reward
         self.n_assets = n = int(base.n_assets)
@@ -120,6 +159,7 @@ class LevelVecEnv(VecEnv):
             action_space = spaces.Box(-1.0, 1.0, (n + 1,), np.float32)
         super().__init__(base.num_envs, self.view.space, action_space)
         self._rows = np.arange(self.num_envs)
+        self._everyone = np.ones(self.num_envs, dtype=bool)
         self._actions: np.ndarray | None = None
         self._seed: int | None = None
         self.target = np.zeros((self.num_envs, n))
@@ -208,21 +248,30 @@ class LevelVecEnv(VecEnv):
         terminal: dict[int, dict[str, np.ndarray]] = {}
         last_infos: list[dict[str, Any]] = [{} for _ in range(n_env)]
         keep = np.zeros_like(actions)
+        infos: dict[str, Any] = {}
         for k in range(self.every_hours):
-            step_act = np.where(done[:, None], 0.0, actions if k == 0 else keep)
-            _, rew, term, trunc, infos = self._hour(step_act)
-            live = ~done
-            total[live] += rew[live]
-            ended = live & (np.asarray(term) | np.asarray(trunc))
-            for row in np.flatnonzero(live).tolist():
-                last_infos[row] = _row_info(infos, row)
-            total -= self._halt_charge(ended, infos)
-            if ended.any():
+            act = actions if k == 0 else keep
+            some_done = bool(done.any())  # rows that ended earlier in this step idle (and earn nothing)
+            _, rew, term, trunc, infos = self._hour(np.where(done[:, None], 0.0, act) if some_done else act)
+            ended = np.asarray(term) | np.asarray(trunc)
+            if some_done:
+                live = ~done
+                total[live] += rew[live]
+                ended &= live
+            else:
+                total += rew
+            if ended.any():  # a row's info is the one of the hour its episode ended
+                total -= self._halt_charge(ended, infos)
+                for row, info in zip(np.flatnonzero(ended).tolist(), _row_infos(infos, ended), strict=True):
+                    last_infos[row] = info
                 self._keep_terminal(ended, terminal)
                 term_out |= ended & np.asarray(term)
                 trunc_out |= ended & np.asarray(trunc) & ~np.asarray(term)
                 done |= ended
                 self.inner.reset(options={"reset_mask": ended})
+        if not done.all():  # the others': the last hour's
+            for row, info in zip(np.flatnonzero(~done).tolist(), _row_infos(infos, ~done), strict=True):
+                last_infos[row] = info
         return self._package(total, done, term_out, trunc_out, terminal, last_infos)
 
     def _step_tactical(self, actions: np.ndarray) -> Any:
@@ -238,9 +287,7 @@ class LevelVecEnv(VecEnv):
         rew = np.array(rew, dtype=np.float64, copy=True)
         w_after = led.w
         rw = self.reward_weights
-        for i in range(self.num_envs):
-            fills = infos["fills"][i]
-            rew[i] -= rw.shortfall * shortfall_cost(fills, self.arrival[i], self.asset_index, float(eq_before[i]))
+        rew -= rw.shortfall * shortfall_costs(infos["n_fills"], led.fc, led.fv, self.arrival, eq_before)
         rew -= rw.tracking * 0.5 * np.abs(w_after - self.target).sum(axis=1)
         self.phase += 1
         return self._finish(rew, term, trunc, infos)
@@ -252,7 +299,7 @@ class LevelVecEnv(VecEnv):
         done = term | trunc
         rew = rew - self._halt_charge(done, infos)
         terminal: dict[int, dict[str, np.ndarray]] = {}
-        row_infos = [_row_info(infos, i) for i in range(self.num_envs)]
+        row_infos = _row_infos(infos, self._everyone)
         if done.any():
             self._keep_terminal(done, terminal)
             self.inner.reset(options={"reset_mask": done})
@@ -296,13 +343,28 @@ class LevelVecEnv(VecEnv):
 _INFO_KEYS = ("equity", "fees", "slippage", "turnover", "drawdown")
 
 
-def _row_info(infos: dict[str, Any], i: int) -> dict[str, Any]:
-    """Row ``i`` of the vector env's batched info: the scalar keys a callback needs."""
-    out: dict[str, Any] = {k: float(infos[k][i]) for k in _INFO_KEYS if k in infos}
+def _row_infos(infos: dict[str, Any], rows: np.ndarray) -> list[dict[str, Any]]:
+    """The ``rows`` (bool mask) of the vector env's batched info: the scalar keys a callback needs.
+
+    Each column is converted once (``tolist`` of a float64 array gives the floats
+    ``float(x[i])`` gives), not once per row and key.
+    """
+    every = bool(rows.all())
+    keys = [k for k in _INFO_KEYS if k in infos]
+    columns = [_column(infos[k], rows, every) for k in keys]
+    out = [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)] if keys else [
+        {} for _ in range(int(np.count_nonzero(rows)))]
     reason = infos.get("termination_reason")
-    if reason is not None and reason[i]:
-        out["termination_reason"] = str(reason[i])
+    if reason is not None:
+        for d, r in zip(out, np.asarray(reason, dtype=object)[rows].tolist(), strict=True):
+            if r:
+                d["termination_reason"] = str(r)
     return out
 
 
-__all__ = ["LevelVecEnv", "TacticalReward", "gap_action", "shortfall_cost"]
+def _column(values: Any, rows: np.ndarray, every: bool) -> list[float]:
+    a = np.asarray(values, dtype=np.float64)
+    return (a if every else a[rows]).tolist()  # type: ignore[no-any-return]
+
+
+__all__ = ["LevelVecEnv", "TacticalReward", "gap_action", "shortfall_cost", "shortfall_costs"]

@@ -127,7 +127,14 @@ def view_space(level: str, n_assets: int) -> spaces.Dict:
 
 
 class ViewBuilder:
-    """Builds one level's view for rows of a `BatchCore` (precomputed panels, no pandas)."""
+    """Builds one level's view for rows of a `BatchCore` (precomputed panels, no pandas).
+
+    Everything in a view that depends on the bar only (features, signals, ``tradable``) is
+    built once, when the builder is made, into a (T, N, F) float32 panel, clipped; a step
+    then takes its rows and adds the account's columns (weights, target, gap). The
+    values are those of building each view from its parts (clipping and the float32 cast
+    are element-wise), at the cost of T x N x F x 4 bytes of memory.
+    """
 
     def __init__(self, level: str, core: Any) -> None:
         if level not in LEVELS:
@@ -139,6 +146,24 @@ class ViewBuilder:
         self.idx, self.flag = signal_columns(core, names)
         self.tradable = np.asarray(core.market.tradable, dtype=np.float32)
         self.space = view_space(level, core.market.n_assets)
+        self.static = self._static_panel()
+
+    def _static_panel(self) -> np.ndarray:
+        """(T, N, F_bar) the bar-only columns of the level's per-asset view, clipped, in view order."""
+        core = self.core
+        t = np.arange(core.market.n_bars)
+        sig = _signals(core, t, self.idx, self.flag)
+        _centre_p_up(sig, self.signal_names)
+        trad = self.tradable[:, :, None]
+        if self.level == "strategic":
+            parts = [self.slow, sig, trad]
+        elif self.level == "flat":
+            parts = [core.features[:, :, :4], self.slow, sig, trad]
+        else:
+            parts = [core.features[:, :, :4], sig, trad]
+        panel = np.clip(np.concatenate(parts, axis=2), -CLIP, CLIP).astype(np.float32)
+        panel.flags.writeable = False
+        return panel
 
     def build(
         self,
@@ -153,23 +178,18 @@ class ViewBuilder:
         pf = led.pf[rows]  # (B, N+3): weights, cash weight, drawdown, trade age
         n = core.market.n_assets
         w = pf[:, :n].astype(np.float32)
-        sig = _signals(core, t, self.idx, self.flag)
-        _centre_p_up(sig, self.signal_names)
-        trad = self.tradable[t][:, :, None]
-        if self.level == "strategic":
-            parts = [self.slow[t], sig, trad, w[:, :, None]]
-            port = pf[:, n : n + 2]
-        elif self.level == "flat":
-            parts = [core.features[t][:, :, :4], self.slow[t], sig, trad, w[:, :, None]]
-            port = pf[:, n : n + 2]
-        else:
+        static = self.static[t]
+        if self.level == "tactical":
             if target is None or phase is None:
                 raise ValueError("tactical view: needs the strategic target and the phase")
             tg = target.astype(np.float32)
-            parts = [(tg - w)[:, :, None], tg[:, :, None], w[:, :, None], core.features[t][:, :, :4], sig, trad]
+            own = np.clip(np.stack([tg - w, tg, w], axis=2), -CLIP, CLIP)
+            assets = np.concatenate([own, static], axis=2)
             port = np.concatenate([pf[:, n : n + 2], phase.astype(np.float32)[:, None]], axis=1)
-        assets = np.clip(np.concatenate(parts, axis=2), -CLIP, CLIP).astype(np.float32)
-        return {"assets": assets, "portfolio": np.asarray(port, dtype=np.float32)}
+        else:
+            assets = np.concatenate([static, np.clip(w, -CLIP, CLIP)[:, :, None]], axis=2)
+            port = pf[:, n : n + 2]
+        return {"assets": assets.astype(np.float32, copy=False), "portfolio": np.asarray(port, dtype=np.float32)}
 
 
 __all__ = [

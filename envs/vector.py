@@ -57,7 +57,13 @@ from envs.step_info import PerEnvRecords, StepLabels, end_reason
 
 
 class KrakenSpotVectorEnv(VectorEnv):
-    """``num_envs`` independent KrakenSpot accounts over one market (see `KrakenSpotEnv`)."""
+    """``num_envs`` independent KrakenSpot accounts over one market (see `KrakenSpotEnv`).
+
+    ``observations`` (attribute, default True): set to False, ``reset`` and ``step`` return
+    None in place of the observation and skip building it (the feature windows are the
+    largest copy of a step). For a caller that builds its own views from the env's arrays
+    (`agents.vec.LevelVecEnv`); everything else in the step is unchanged.
+    """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}  # noqa: RUF012 - gymnasium API
 
@@ -100,10 +106,11 @@ class KrakenSpotVectorEnv(VectorEnv):
         self._action_shape = (num_envs, self.core.action_width)
         self._no_reasons = np.full(num_envs, "", dtype=object)  # copied per step (np.full of objects is slower)
         self._last_records: tuple[weakref.ref[PerEnvRecords], ...] = ()
+        self.observations = True
 
     def reset(
         self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    ) -> tuple[dict[str, np.ndarray] | None, dict[str, Any]]:
         opts = dict(options or {})
         mask = opts.pop("reset_mask", None)
         opts = reset_options(opts)
@@ -118,7 +125,7 @@ class KrakenSpotVectorEnv(VectorEnv):
         self._reset_rows(rows, starts)
         self._prev_done[rows] = False
         led = self.core.ledger
-        return self.core.observation(), {"equity": led.equity.copy(), "t": led.t.copy()}
+        return self._observation(), {"equity": led.equity.copy(), "t": led.t.copy()}
 
     def _starts(self, value: Any) -> np.ndarray:
         """``options["start"]``: one bar index / ISO time for every sub-env, or one per sub-env."""
@@ -152,7 +159,7 @@ class KrakenSpotVectorEnv(VectorEnv):
 
     def step(
         self, actions: np.ndarray
-    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    ) -> tuple[dict[str, np.ndarray] | None, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         core = self.core
         led = core.ledger
         for ref in self._last_records:  # last step's fills/rejected still held by the caller: copy them now
@@ -212,7 +219,7 @@ class KrakenSpotVectorEnv(VectorEnv):
             "timestamp": self._timestamps[led.t],
             "termination_reason": reasons,
         }
-        return core.observation(), reward, terminated, truncated, info
+        return self._observation(), reward, terminated, truncated, info
 
     @property  # type: ignore[override]
     def spec(self) -> KrakenSpotSpec | None:
@@ -224,6 +231,10 @@ class KrakenSpotVectorEnv(VectorEnv):
         self.__dict__["_spec"] = KrakenSpotSpec.of(value)
 
     # ---------------------------------------------------------- helpers
+    def _observation(self) -> dict[str, np.ndarray] | None:
+        """The batched observation, or None when ``observations`` is False (see the class docstring)."""
+        return self.core.observation() if self.observations else None
+
     def snapshot(self, i: int) -> PortfolioSnapshot:
         return snapshot_of(self.core, i)
 

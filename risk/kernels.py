@@ -731,10 +731,103 @@ def project_row(row: tuple, t: int, level: int, ks_base: bool, sched: bool, equi
     return _project(Row(*row), t, level, ks_base, sched, equity, Tables(*tables), Scratch(*scratch))
 
 
-@njit(**_ALLOC)
-def clip_action(a: np.ndarray, tmp: np.ndarray, stk: Any = None) -> float:
-    """In place ``a = clip(a, -1, 1)``; returns -1.0 if ``a`` has NaN/inf (left as is),
-    else ``np.abs(a - clip(a, -1, 1)).sum()`` (0.0 when nothing was clipped)."""
+@njit(**_JIT)
+def project_rows(props: np.ndarray, weights: np.ndarray, units: np.ndarray, tradable: np.ndarray,
+                 prices: np.ndarray, labels: np.ndarray, out: np.ndarray, t: np.ndarray, level: np.ndarray,
+                 ks_base: np.ndarray, sched: np.ndarray, equity: np.ndarray, tables: tuple, scratch: tuple,
+                 amounts: np.ndarray, changed: np.ndarray, codes: np.ndarray) -> int:
+    """`project_row` for every account of a vector env in one call (`risk.batch`).
+
+    Row ``b`` of each (B, ...) array is one account's call of `project_row`: the same
+    `_project`, so each row's result is bit for bit that of the per-row kernel
+    (tests/risk/test_risk_batch.py). ``scratch``: one `Scratch` tuple whose ``work``,
+    ``mask`` and ``stk`` serve every row in turn; ``amounts`` (B, N_RULES) and ``changed``
+    (B, N_RULES, N) receive each row's ``Scratch.amounts``/``changed``; ``codes`` (B,) the
+    status bits or `FALLBACK`. Held assets (``Scratch.mask[1]``) are not kept per row: a
+    row whose triggers fire is redone by the caller on the per-row path. Returns the number
+    of such rows (`FALLBACK`, `S_INTEGRITY` or `S_TRIGGER`), so that the caller need not scan.
+    """
+    tab = Tables(*tables)
+    sc = Scratch(*scratch)
+    redo = 0
+    for b in range(props.shape[0]):
+        row = Row(props[b], weights[b], units[b], tradable[b], prices[b], labels[b], out[b])
+        s = Scratch(amounts[b], changed[b], sc.work, sc.mask, sc.stk)
+        code = _project(row, t[b], level[b], ks_base[b], sched[b], equity[b], tab, s)
+        codes[b] = code
+        if code < 0 or (code & (S_INTEGRITY | S_TRIGGER)) != 0:
+            redo += 1
+    return redo
+
+
+@njit(**_JIT)
+def ladder_rows(held_peak: np.ndarray, snap_peak: np.ndarray, equity: np.ndarray, halted: np.ndarray,
+                down: np.ndarray, thresholds: np.ndarray, t: np.ndarray, ts: np.ndarray, market_ts: np.ndarray,
+                engage: np.ndarray, rebalance_hours: int, peak: np.ndarray, dd: np.ndarray, level: np.ndarray,
+                sched: np.ndarray, slow: np.ndarray) -> int:
+    """`risk.ladder.DrawdownLadder.update` of every account, without its side effects (`risk.batch`).
+
+    Per row: ``peak = max(held_peak, snap_peak, equity)`` (Python's ``max``: the first
+    largest), the drawdown and level as `DrawdownLadder.update` / `ladder_level_of` compute
+    them (``thresholds`` = dd_halt, dd_cut, dd_reduce), level 3 while ``halted``, and
+    ``sched`` (level 2 between rebalance hours). ``slow`` is set where the per-row path must
+    decide instead: a halt starting now (it is audited), a non-finite or non-positive
+    peak/equity, a bar outside the market, a snapshot not aligned with the market, a
+    market-wide kill-switch condition at t (its triggers are recorded) or an exchange
+    reported down (``down``: the switch records that trigger). Returns the number
+    of slow rows.
+    """
+    hour = 3600
+    n_bars = market_ts.shape[0]
+    n_slow = 0
+    for b in range(equity.shape[0]):
+        eq = equity[b]
+        p = held_peak[b]
+        if snap_peak[b] > p:
+            p = snap_peak[b]
+        if eq > p:
+            p = eq
+        peak[b] = p
+        x = 1.0 - eq / p if p > 0.0 else 0.0
+        dd[b] = x if x > 0.0 else 0.0
+        lv = 0
+        if p > 0.0:
+            if eq <= p * (1.0 - thresholds[0]):
+                lv = 3
+            elif eq <= p * (1.0 - thresholds[1]):
+                lv = 2
+            elif eq <= p * (1.0 - thresholds[2]):
+                lv = 1
+        tb = t[b]
+        bad = not (np.isfinite(eq) and np.isfinite(p) and np.isfinite(held_peak[b]) and np.isfinite(snap_peak[b]))
+        bad = bad or down[b] or not p > 0.0 or tb < 0 or tb >= n_bars or (lv == 3 and not halted[b])
+        if not bad:
+            bad = ts[b] != market_ts[tb] or engage[tb]
+        slow[b] = bad
+        n_slow += bad
+        if halted[b]:
+            lv = 3
+        level[b] = lv
+        sched[b] = lv == 2 and (ts[b] // hour) % rebalance_hours != 0
+    return n_slow
+
+
+@njit(**_JIT)
+def clip_rows(a: np.ndarray, tmp: np.ndarray, stk: np.ndarray, amounts: np.ndarray) -> int:
+    """`clip_action` on each row of ``a`` (B, W) in place, amounts (or -1.0) into ``amounts`` (B,);
+    returns the number of rows it clipped or found non-finite (amount != 0)."""
+    noted = 0
+    for b in range(a.shape[0]):
+        x = _clip_in(a[b], tmp, stk)
+        amounts[b] = x
+        if x != 0.0:
+            noted += 1
+    return noted
+
+
+@njit(**_JIT)
+def _clip_in(a: np.ndarray, tmp: np.ndarray, stk: np.ndarray) -> float:
+    """`clip_action` with its scratch given."""
     n = a.shape[0]
     clip = False
     for i in range(n):
@@ -751,6 +844,13 @@ def clip_action(a: np.ndarray, tmp: np.ndarray, stk: Any = None) -> float:
         c = c if c < 1.0 else 1.0
         tmp[i] = abs(x - c)
         a[i] = c
+    return _pwsum(tmp, n, stk)
+
+
+@njit(**_ALLOC)
+def clip_action(a: np.ndarray, tmp: np.ndarray, stk: Any = None) -> float:
+    """In place ``a = clip(a, -1, 1)``; returns -1.0 if ``a`` has NaN/inf (left as is),
+    else ``np.abs(a - clip(a, -1, 1)).sum()`` (0.0 when nothing was clipped)."""
     if stk is None:
         stk = np.empty((4, 64))
-    return _pwsum(tmp, n, stk)
+    return _clip_in(a, tmp, stk)

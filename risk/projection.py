@@ -62,7 +62,10 @@ which keeps the numpy code's floating-point operations in the same order and so 
 bit-identical target, rules, assets and amounts (a differential property test checks
 this against `RiskProjector.project_reference`, the numpy implementation of the rules
 above, which also decides the rare inputs the kernel does not take: a proposal or
-snapshot array of the wrong shape or type).
+snapshot array of the wrong shape or type). A vector env's accounts are projected together
+(`risk.batch`: `risk.kernels.project_rows` runs the same kernel over every account in one
+call, the ladder is updated on arrays); a row with a trigger or a starting halt comes back
+here, so each account's decision is the one `project` gives.
 
 Properties (tested): the result satisfies every limit (a locked weight may exceed a cap
 only where no tradable weight is left in that cap); it is idempotent for a fixed

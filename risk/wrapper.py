@@ -41,7 +41,7 @@ trading) they survive ``reset`` and only the explicit, audited calls clear them
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, SupportsFloat, runtime_checkable
 
 import gymnasium as gym
@@ -50,6 +50,7 @@ from gymnasium.vector import VectorEnv, VectorWrapper
 
 from envs.data.market import MarketData
 from envs.snapshot import PortfolioSnapshot
+from risk.batch import AccountArrays, BatchProjector, RiskInfos
 from risk.cost_gate import cost_inputs_from_env
 from risk.kernels import clip_action
 from risk.limits import SPEC_A, RiskLimits, resolve_limits
@@ -279,10 +280,17 @@ class RiskVectorWrapper(VectorWrapper):
     it and ignores its action; the wrapper then starts a new account for that sub-env
     (``infos["risk"][i]`` is ``{"autoreset": True}``). On halt the wrapper reports
     ``terminated`` and asks the env to end that sub-env's episode (``end_episodes(mask)``)
-    so that it is reset at the next step. ``infos["risk"]`` is a list of per-sub-env dicts.
+    so that it is reset at the next step. ``infos["risk"]`` is a list of per-sub-env dicts;
+    with ``lazy_info=True`` it is a `risk.batch.RiskInfos` sequence of the same dicts, each
+    built when first read (a training loop that never reads them does not pay for them).
+
+    Cost: on a `KrakenSpotVectorEnv` (it has a ``core``) every account is projected in one
+    numba call (`risk.batch`); a row with a trigger, a starting halt or anything unusual
+    goes through `RiskProjector.project`, as every row did before: the results are the same.
     """
 
-    def __init__(self, env: VectorEnv, limits: RiskLimits | str | Mapping[str, Any] = SPEC_A) -> None:
+    def __init__(self, env: VectorEnv, limits: RiskLimits | str | Mapping[str, Any] = SPEC_A, *,
+                 lazy_info: bool = False) -> None:
         super().__init__(env)
         base = self._base = as_risk_vector_env(env.unwrapped)
         resolved = resolve_limits(limits)
@@ -290,7 +298,9 @@ class RiskVectorWrapper(VectorWrapper):
         first.clusters.precompute()
         # one account per sub-env: forks share the precomputed market inputs, not the account state
         self.projectors: list[RiskProjector] = [first] + [first.fork() for _ in range(1, env.num_envs)]
+        self.lazy_info = bool(lazy_info)
         self._ended = np.zeros(env.num_envs, dtype=bool)
+        self._batch = BatchProjector(self.projectors) if hasattr(base, "core") else None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         obs, infos = self.env.reset(seed=seed, options=options)
@@ -310,39 +320,19 @@ class RiskVectorWrapper(VectorWrapper):
             raise ValueError(f"actions: expected shape {(n, width)}, got {raw.shape}")
         urgency = raw[:, k + 1 :] if width != k + 1 else None  # passed through unchanged
         acts = raw[:, : k + 1].copy()  # sanitised in place, row by row, like RiskWrapper's
-        notes = [sanitise_action(acts[i]) for i in range(n)]
-        for i, (ok, _) in enumerate(notes):
-            if not ok:
-                acts[i] = 0.0  # not converted: the current weights are held
-        proposals = np.asarray(base.action_to_weights(acts))
-        targets = np.zeros((n, k))
-        risk: list[dict[str, Any]] = []
-        halted = np.zeros(n, dtype=bool)
-        snaps = []
-        for i in range(n):
-            snap = base.snapshot(i)
-            snaps.append(snap)
-            current = np.asarray(snap.weights, dtype=np.float64)
-            if self._ended[i]:  # the env resets this sub-env now and ignores its action
-                targets[i] = current
-                risk.append({"autoreset": True})
-                continue
-            ok, pre = notes[i]
-            d = self.projectors[i].project(snap, proposals[i] if ok else current.copy())
-            targets[i] = d.target
-            halted[i] = d.halted
-            risk.append(_info(d, pre, raw[i]))
+        batch = self._batch
+        if batch is not None and batch.projectors is self.projectors and batch.usable():
+            targets, halted, finish = self._decide_batched(batch, raw, acts)
+        else:
+            targets, halted, finish = self._decide_rows(raw, acts)
         executed = base.weights_to_action(targets)
         if urgency is not None:
             executed = np.concatenate([executed, urgency], axis=1)
         obs, rewards, terms, truncs, infos = self.env.step(executed)
-        for i in range(n):
-            if not self._ended[i]:
-                realised = realised_weights(snaps[i], units_after(base, i))
-                risk[i]["realised"] = realised
-                risk[i]["shortfall"] = targets[i] - realised
-        for j in np.flatnonzero(self._ended):
-            self.projectors[int(j)].reset_state()
+        risk = finish()
+        if self._ended.any():
+            for j in np.flatnonzero(self._ended).tolist():
+                self.projectors[j].reset_state()
         terms = np.array(terms, dtype=bool, copy=True)
         given = infos.get("termination_reason")
         reasons = np.array(given if given is not None else [""] * n, dtype=object, copy=True)
@@ -355,6 +345,92 @@ class RiskVectorWrapper(VectorWrapper):
         infos["termination_reason"] = reasons
         self._ended = terms | np.asarray(truncs, dtype=bool)
         return obs, rewards, terms, truncs, infos
+
+    def _decide_rows(self, raw: np.ndarray, acts: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+        """The per-row path: a snapshot and `RiskProjector.project` per sub-env (any `RiskVectorEnv`).
+
+        Returns the targets, the halted rows and a function that, after the env's step,
+        gives ``infos["risk"]``.
+        """
+        base = self._base
+        n, k = self.num_envs, int(base.n_assets)
+        notes = [sanitise_action(acts[i]) for i in range(n)]
+        for i, (ok, _) in enumerate(notes):
+            if not ok:
+                acts[i] = 0.0  # not converted: the current weights are held
+        proposals = np.asarray(base.action_to_weights(acts))
+        targets = np.zeros((n, k))
+        risk: list[dict[str, Any]] = []
+        halted = np.zeros(n, dtype=bool)
+        snaps = []
+        ended = self._ended.copy()
+        for i in range(n):
+            snap = base.snapshot(i)
+            snaps.append(snap)
+            current = np.asarray(snap.weights, dtype=np.float64)
+            if ended[i]:  # the env resets this sub-env now and ignores its action
+                targets[i] = current
+                risk.append({"autoreset": True})
+                continue
+            ok, pre = notes[i]
+            d = self.projectors[i].project(snap, proposals[i] if ok else current.copy())
+            targets[i] = d.target
+            halted[i] = d.halted
+            risk.append(_info(d, pre, raw[i]))
+
+        def finish() -> list[dict[str, Any]]:
+            for i in range(n):
+                if not ended[i]:
+                    realised = realised_weights(snaps[i], units_after(base, i))
+                    risk[i]["realised"] = realised
+                    risk[i]["shortfall"] = targets[i] - realised
+            return risk
+
+        return targets, halted, finish
+
+    def _decide_batched(self, batch: BatchProjector, raw: np.ndarray, acts: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, Any]:
+        """The batched path (`risk.batch`): same targets, halts and infos as `_decide_rows`."""
+        base = self._base
+        amounts, n_noted = batch.clip(acts)
+        ok = amounts >= 0.0
+        all_ok = not n_noted or bool(ok.all())
+        notes = {i: _clip_note(float(amounts[i])) for i in np.flatnonzero(amounts != 0.0).tolist()} if n_noted else {}
+        if not all_ok:
+            acts[~ok] = 0.0  # not converted: the current weights are held
+        proposals = np.asarray(base.action_to_weights(acts))
+        core = base.core  # type: ignore[attr-defined]
+        acc = AccountArrays.of(core)
+        ended = self._ended.copy()
+        props = np.array(proposals, dtype=np.float64)
+        if not all_ok:
+            props[~ok] = acc.weights[~ok]
+        d = batch.project(acc, props, ended)
+        targets = d.out[:, 1].copy()
+        halted = (d.level == 3) & ~d.slow & ~ended
+        slow: dict[int, RiskDecision] = {}
+        for i in np.flatnonzero(d.slow).tolist() if d.any_slow else ():
+            snap = base.snapshot(i)
+            current = np.asarray(snap.weights, dtype=np.float64)
+            slow[i] = decision = self.projectors[i].project(snap, proposals[i] if ok[i] else current.copy())
+            targets[i] = decision.target
+            halted[i] = decision.halted
+        if ended.any():
+            targets[ended] = acc.weights[ended]
+
+        def finish() -> Sequence[dict[str, Any]]:
+            realised = acc.realised(core.ledger.units)
+            infos = RiskInfos(batch, d, slow, notes, raw, ended, realised, targets - realised)
+            return infos if self.lazy_info else list(infos)
+
+        return targets, halted, finish
+
+
+def _clip_note(amount: float) -> Intervention:
+    """`sanitise_action`'s note for a clip amount (-1.0: NaN/inf, the action held)."""
+    if amount < 0.0:
+        return Intervention("sanitise", (), 0.0, "NaN/inf in action: held current weights")
+    return Intervention("sanitise", (), amount, "action clipped to [-1, 1]")
 
 
 def make_risk_wrapped(

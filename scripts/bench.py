@@ -101,10 +101,13 @@ def bench_policies(market: MarketData, config: EnvConfig, timesteps: int, n_envs
     """SB3 PPO training throughput of each policy level on the package's vector env + risk layer.
 
     The env carries signals with the real store's channel names (random values: only the
-    shapes matter for speed). Per level: agent timesteps/s, env hours/s and the share of
-    wall time spent inside the env (`agents.training.EnvTimer`: the vector env, the risk
-    projection and the view building). The tactical level runs under an untrained
-    strategic model (same cost as a trained one).
+    shapes matter for speed). Per level: agent timesteps/s (the steps SB3 took: whole
+    rollouts), env hours/s and the share of `train_level`'s wall time (``model.learn``)
+    spent inside the env's ``step_wait`` (`agents.training.EnvTimer`: the vector env, the
+    risk projection, the view building and, for the tactical level, the frozen strategic
+    policy's forward pass every K hours). The tactical level runs under an untrained
+    strategic model (same cost as a trained one). The risk kernels are loaded before the
+    first level (`warm_risk`), so no level pays for numba's first call.
     """
     import tempfile
 
@@ -124,6 +127,8 @@ def bench_policies(market: MarketData, config: EnvConfig, timesteps: int, n_envs
         return training_vec_env(market, signals, names, config, PRESETS["spec_a"], period, n_envs, 720, mode)
 
     logging.getLogger("risk.kill_switch").setLevel(logging.ERROR)
+    warm_risk(inner(), seed)
+    warm_risk(inner("execution"), seed)
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -136,10 +141,25 @@ def bench_policies(market: MarketData, config: EnvConfig, timesteps: int, n_envs
         out["tactical"] = res.to_dict()
         res = train_level(agent, "flat", inner, root / "flat", timesteps, progress=False)
         out["flat"] = res.to_dict()
-    for level in out.values():
+    for name, level in out.items():
         level.pop("folder", None)
+        # the agent steps SB3 really took: PPO trains whole rollouts, so a strategic budget of 341 runs 512
+        level["timesteps"] = level["env_hours"] // (agent.every_hours if name == "strategic" else 1) * n_envs
+        level["timesteps_per_second"] = level["timesteps"] / level["wall_seconds"]
         level["env_hours_per_s"] = level["env_hours"] / level["wall_seconds"]
     return out
+
+
+def warm_risk(venv: Any, seed: int) -> None:
+    """A few steps of a training vector env before the timed runs: numba loads (or compiles) the
+    risk kernels at their first call, which would otherwise land in the first level's env time."""
+    base = venv.unwrapped
+    venv.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        venv.step(rng.uniform(-1.0, 1.0, base.action_space.shape))
+    snap = base.snapshot(0)  # the per-row kernel too (rows with a trigger, or every row before the batched path)
+    venv.projectors[0].project(snap, np.asarray(snap.weights))
 
 
 def profile_single(market: MarketData, config: EnvConfig, steps: int, seed: int) -> list[dict[str, Any]]:
