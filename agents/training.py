@@ -367,7 +367,9 @@ def train_level(
                 tb_log_name=level)
     wall = time.perf_counter() - t0
     save_level(model, folder, chash)
-    return LevelResult(level, folder, remaining, base.env_hours, wall, timer.env_seconds, resumed)
+    # what SB3 ran: PPO finishes whole rollouts, so it may take more steps than asked for
+    ran = int(model.num_timesteps) - resumed
+    return LevelResult(level, folder, ran, base.env_hours, wall, timer.env_seconds, resumed)
 
 
 def _resume_point(folder: Path, chash: str, level: str) -> tuple[Path, int] | None:
