@@ -26,7 +26,7 @@ from envs.errors import ConfigError
 from paper.canonical import content_hash
 from paper.feeds.base import Feed
 from paper.feeds.replay import ReplayFeed, load_market
-from paper.hours import iso
+from paper.hours import HOUR_S, iso
 from paper.live import LiveConfig, LiveRunner, StopFlag, first_decidable_hour, history_hours
 from paper.loop import PaperLoop, PaperSetup, execute, feed_outage, jsonable, orders_of
 from paper.scrub import scrub_config
@@ -395,17 +395,18 @@ def readiness(store: StateStore) -> list[dict[str, Any]]:
     fees_ok, n, worst = True, 0, 0.0
     model = make_fee_model(str(env["fee_model"]), float(env["maker_fee"]), float(env["taker_fee"]))
     table = fee_table(model)
-    prev_volume = float(env.get("fee_volume_30d") or 0.0)  # the account's 30-day volume credit at the start
+    credit = float(env.get("fee_volume_30d") or 0.0)  # the account's 30-day volume credit at the start
+    prev: tuple[int, dict[str, Any]] | None = None
     for row in store.ledger_rows():
-        maker, taker = rates_from_table(table, np.array([prev_volume]))
+        maker, taker = rates_from_table(table, np.array([fee_volume(prev, row["hour"], credit)]))
         for f in store.fills(row["hour"]):
             rate = float(maker[0] if f.liquidity == "maker" else taker[0])
             notional = float(f.price) * float(f.units)
             err = abs(float(f.fee) - rate * notional) / max(rate * notional, 1e-12)
             worst, n = max(worst, err), n + 1
             fees_ok &= err < 1e-9
-        account = store.stage_payload(row["hour"], Stage.LEDGER_COMMITTED)["ledger"]["risk"]["detail"]["account"]
-        prev_volume = float(account["volume_30d"])
+        ledger = store.stage_payload(row["hour"], Stage.LEDGER_COMMITTED)["ledger"]
+        prev = (row["hour"], ledger["risk"]["detail"]["account"])
     items.append({"item": "fee model checked against the paper fills (fee = rate x notional)", "met": fees_ok and n > 0,
                   "evidence": f"{n} fills, worst relative error {worst:.2e} ({env['fee_model']} "
                               f"maker {env['maker_fee']} taker {env['taker_fee']}, "
@@ -415,6 +416,26 @@ def readiness(store: StateStore) -> list[dict[str, Any]]:
     items.append({"item": "risk engine under stress (interventions fired)", "met": bool(stress),
                   "evidence": f"interventions by rule {dict(sorted(stress.items()))}"})
     return items
+
+
+def fee_volume(prev: tuple[int, dict[str, Any]] | None, hour: int, credit: float) -> float:
+    """The 30-day volume the ledger priced hour ``hour``'s fills at (`envs.execution.kernels.fee_rates`).
+
+    The previous committed account's window, with the hours missed since expired
+    (`paper.account.remark_after_gap`), plus what is left of the pre-run credit ``fee_volume_30d``.
+    """
+    from envs.execution.kernels import FEE_WINDOW
+
+    window, hours = 0.0, 0
+    if prev is not None:
+        last, account = prev
+        ring, window, hours = list(account["traded_window"]), float(account["volume_30d"]), int(account["hours"])
+        for h in range(hours, hours + (hour - last) // HOUR_S - 1):
+            window -= ring[h % FEE_WINDOW]
+            ring[h % FEE_WINDOW] = 0.0
+        window, hours = max(window, 0.0), hours + (hour - last) // HOUR_S - 1
+    before = FEE_WINDOW - hours
+    return window + credit * before / FEE_WINDOW if before > 0 else window
 
 
 SLIPPAGE_COVERAGE = 0.95

@@ -127,8 +127,21 @@ class LiveRunner:
                     down = loop.outage()
                     continue
             else:
+                fetched = None
+                if loop.store.open_cycle() is None and self.clock() >= hour + 2 * HOUR_S + cfg.grace_s:
+                    # overdue without a crash (suspend, a long stall): once its bar is there, the same
+                    # rule as at start-up applies, so a running process never decides an hour late
+                    try:
+                        fetched = loop.feed.next_bar(hour)
+                    except FeedDown as exc:
+                        loop.feed_down(exc)
+                        down = loop.outage()
+                        self.sleep(cfg.poll_s)
+                        continue
+                    if fetched is not None and self.catch_up("process stalled"):
+                        fetched = None  # the open hour moved on
                 try:
-                    outcome = loop.step()
+                    outcome = loop.step(fetched=fetched)
                 except FeedDown:
                     down = loop.outage()
                     self.sleep(cfg.poll_s)

@@ -141,6 +141,10 @@ def search(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if not float(plain["agent"]["val_fraction"]) > 0:
         raise ConfigError(f"agent.val_fraction: a search scores trials on the validation slice, which "
                           f"agent.val_fraction={plain['agent']['val_fraction']} leaves empty")
+    trained = {"policy": ("hierarchical", True), "flat_ppo": ("train_flat", True)}[scfg.objective]
+    if not bool(plain["agent"].get(trained[0], trained[1])):  # else every trial trains, then fails: counted failed
+        raise ConfigError(f"search.objective={scfg.objective}: needs agent.{trained[0]}=true (that strategy is "
+                          "not trained otherwise)")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -171,11 +175,11 @@ def search(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             return math.nan  # Optuna records a NaN objective as a failed trial
         sharpes = {k: v.get("sharpe_per_period") for k, v in validation.items()}
         trial.set_user_attr("validation_sharpe_per_period", sharpes)
-        value = sharpes.get(scfg.objective)
-        if value is None:
+        if scfg.objective not in sharpes:
             raise ConfigError(f"search.objective: {scfg.objective!r} is not among the trained strategies "
                               f"{sorted(sharpes)} (agent.train_flat / agent.hierarchical)")
-        return float(value)
+        value = sharpes[scfg.objective]  # None: NaN written as null (a policy flat in cash has no Sharpe ratio)
+        return math.nan if value is None else float(value)  # NaN: Optuna records a failed trial
 
     def after_trial(study: Any, trial: Any) -> None:
         doc = record(study, out_dir, scfg, mlflow)
