@@ -131,7 +131,8 @@ def _build_kraken(cfg: DictConfig, policy_arg: str, exchange: Any, clock: Callab
     retry = RetryPolicy(int(f.retries), float(f.backoff_s), float(f.max_backoff_s), float(f.jitter))
     feed = KrakenFeed(assets, exchange=exchange, config=OmegaConf.to_container(f.ccxt, resolve=True) or {},  # type: ignore[arg-type]
                       store=f.store, policy=retry, min_interval_ms=int(f.min_interval_ms), now=clock)
-    feed_id = {"name": "kraken", "assets": list(feed.assets), "store": f.store}
+    # history_hours anchors the rebuilt market (row numbers) at every restart: part of the run's identity
+    feed_id = {"name": "kraken", "assets": list(feed.assets), "store": f.store, "history_hours": int(f.history_hours)}
     plain = {"policy": policy_arg, "env": dataclasses.asdict(env_cfg), "risk": dataclasses.asdict(limits),
              "feed": feed_id, "assets": list(feed.assets)}
     return Built(feed, PaperSetup(env_cfg, limits, policy), policy_arg, scrub_config(jsonable(plain)))
@@ -197,6 +198,16 @@ def cmd_run(cfg: DictConfig, out: Printer = print, exchange: Any = None,
         with flag.installed():
             if live:
                 n = history_hours(store.first_hour, store.next_hour(), int(cfg.feed.history_hours))
+                # the hours the runner will record missed at start-up are backfilled from the feed too
+                reach = history_hours(store.first_hour, max(store.next_hour(),
+                                      first_decidable_hour(clock(), live_cfg.grace_s)), int(cfg.feed.history_hours))
+                if cfg.feed.store is None and reach > OHLC_CLOSED:
+                    n = reach
+                    raise ConfigError(
+                        f"feed.store: this live run needs {n} hours of history ({cfg.feed.history_hours} warm-up + "
+                        f"{n - int(cfg.feed.history_hours)} since its first hour), Kraken's OHLC window serves "
+                        f"{OHLC_CLOSED} closed bars: set feed.store=DIR (scripts/download_data.py builds and extends "
+                        "it) or start a new state file with a smaller feed.history_hours")
                 loop = PaperLoop(store, built.feed, built.setup, built.feed.history(store.next_hour(), n), status=out)
                 done = LiveRunner(loop, live_cfg, clock=clock, sleep=sleep, stop=flag).run(max_hours)
             else:
@@ -358,6 +369,7 @@ def cmd_report(cfg: DictConfig, out: Printer = print) -> int:
 
 
 READY_DAYS = 30
+OHLC_CLOSED = 719  # closed hourly bars Kraken's OHLC endpoint serves (720 rows, the running bar included)
 
 
 def readiness(store: StateStore) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from envs.errors import ConfigError
-from paper.feeds.base import HOUR_S, FeedDown
+from paper.feeds.base import HOUR_S, FeedDown, NotPublished
 from paper.hours import iso
 from paper.loop import HourOutcome, PaperLoop
 
@@ -125,6 +125,12 @@ class LiveRunner:
                     outcome = loop.step(fetched=batch)
                 except FeedDown:
                     down = loop.outage()
+                    self.sleep(cfg.poll_s)
+                    continue
+                except NotPublished as exc:  # the new open hour's bars lag behind the clock: wait
+                    log.info("%s: waiting", exc)
+                    self._wait_or_stale()
+                    down = loop.outage()
                     continue
             else:
                 fetched = None
@@ -145,6 +151,11 @@ class LiveRunner:
                 except FeedDown:
                     down = loop.outage()
                     self.sleep(cfg.poll_s)
+                    continue
+                except NotPublished as exc:
+                    log.info("%s: waiting", exc)
+                    self._wait_or_stale()
+                    down = loop.outage()
                     continue
             if outcome is None:
                 self._wait_or_stale()

@@ -230,7 +230,11 @@ class PaperLoop:
         hour's execution bar when the caller already has it (a probe after an outage).
         """
         hour = self.store.next_hour()
-        self._catch_up(hour)
+        try:
+            self._catch_up(hour)
+        except FeedDown as exc:  # the backfill of missed hours goes through the feed too
+            self.feed_down(exc)
+            raise
         stage = self.store.cycle_stage(hour)
         if stage is None:
             if fetched is not None and fetched.hour == hour + HOUR:

@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from envs.data.market import MarketData
+from envs.errors import DataError
 
 HOUR_S = 3600
 BAR_FIELDS = ("open", "high", "low", "close", "volume")
@@ -70,6 +71,10 @@ class FeedDown(Exception):
         self.reason = reason
 
 
+class NotPublished(DataError):
+    """The feed has not published a bar the caller asked for yet (Kraken lagging): wait, do not fail."""
+
+
 class Feed(Protocol):
     """What the loop needs from a source of closed hourly bars."""
 
@@ -89,4 +94,4 @@ class Feed(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["BAR_FIELDS", "HOUR_S", "BarBatch", "Feed", "FeedDown"]
+__all__ = ["BAR_FIELDS", "HOUR_S", "BarBatch", "Feed", "FeedDown", "NotPublished"]

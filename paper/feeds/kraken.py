@@ -46,7 +46,7 @@ from envs.data.pairs import canonical_asset, load_pairs, pair_info
 from envs.data.store import BarStore, pair_key
 from envs.data.validation import RawBars, validate_raw
 from envs.errors import ConfigError, DataError
-from paper.feeds.base import BarBatch
+from paper.feeds.base import BarBatch, NotPublished
 from paper.feeds.faults import RetryPolicy, check_result, feed_down, guarded_call, status_reason
 
 # ccxt's credential fields (Exchange.requiredCredentials): a paper feed takes none of them
@@ -269,7 +269,7 @@ class KrakenFeed:
             closed = parse_kraken_ohlc(rows[:-1], asset, f"kraken OHLC {self._names[asset][1]}")
             ts = closed.timestamps
             if ts.size == 0 or int(ts.max()) < end:
-                raise DataError(f"history: kraken OHLC {asset}: the bar at {iso(end)} has not closed yet "
+                raise NotPublished(f"history: kraken OHLC {asset}: the bar at {iso(end)} has not closed yet "
                                 f"(last closed {iso(int(ts.max())) if ts.size else 'none'})")  # fmt: skip
             first = int(ts.min())
             if first > have + HOUR:
