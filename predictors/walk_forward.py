@@ -360,7 +360,11 @@ class WalkForward:
         ds, spec = self.ds, self.spec
         _, _, test_rows = fold_rows(ds, fold)
         base = {fam: fits[fam].output for fam in spec.families}
-        importances = {fam: fits[fam].importance for fam in spec.families if fits[fam].importance is not None}
+        importances: dict[str, np.ndarray] = {}
+        for fam in spec.families:
+            imp = fits[fam].importance
+            if imp is not None:
+                importances[fam] = imp
         seconds = {name: fit.seconds for name, fit in fits.items()}
         models: dict[str, Any] = {name: fit.model for name, fit in fits.items() if fit.model is not None}
         regime = fits["regime"]

@@ -75,7 +75,7 @@ def run_tasks(
     seconds = 0.0
     todo: list[Task] = []
     for t in tasks:
-        hit = cache.get(t.key, MISSING) if cache is not None else MISSING
+        hit: Any = cache.get(t.key, MISSING) if cache is not None else MISSING
         if hit is MISSING:
             todo.append(t)
         else:
