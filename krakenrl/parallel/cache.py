@@ -9,6 +9,7 @@ result is only reused for exactly the work that produced it. Writes are atomic
 from __future__ import annotations
 
 import hashlib
+import logging
 import pickle
 import shutil
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from envs.atomic import atomic_write
 
+log = logging.getLogger(__name__)
 _MISSING = object()
 
 
@@ -40,7 +42,11 @@ class ResultCache:
         return (result, seconds) if stored_key == key else default
 
     def put(self, key: str, result: Any, seconds: float) -> None:
-        atomic_write(self._path(key), pickle.dumps((key, result, seconds), protocol=pickle.HIGHEST_PROTOCOL))
+        """Store one result; best effort: a full disk or a concurrent run's `clear` only costs a recompute."""
+        try:
+            atomic_write(self._path(key), pickle.dumps((key, result, seconds), protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError as exc:
+            log.warning("task cache: could not store %s (%s); it will be recomputed on a rerun", key, exc)
 
     def keys_on_disk(self) -> int:
         """How many task results are stored (for summaries and tests)."""
