@@ -81,9 +81,10 @@ def test_a_failing_task_stops_the_run_naming_it_and_a_rerun_computes_only_the_mi
         run_tasks(work, _tasks(log, fail={3: True}), cfg, shared=SHARED, cache=cache)
     assert executions(log, 3) == 3  # first attempt + 2 retries
     done = cache.keys_on_disk()
-    assert 3 <= done <= 5  # tasks 0-2 before it (serial: exactly those); Ray may have finished later ones too
-    if name == "serial":
+    if name == "serial":  # tasks 0-2 ran before it, 4-5 never
         assert done == 3 and executions(log, 4) == 0
+    else:  # 2 in flight: task 3 started once two of 0-2 had finished; later ones may have finished too
+        assert 2 <= done <= 5
     before = executions(log)
     res, summary = run_tasks(work, _tasks(log), cfg, shared=SHARED, cache=cache)
     assert _values(res) == serial_results

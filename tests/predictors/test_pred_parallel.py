@@ -42,17 +42,17 @@ def market():
 
 
 def _store_bytes(results: list[Any], market: Any) -> tuple[str, str]:
-    """SHA-256 of the prediction and regime tables (stable-sorted, every column's bytes)."""
+    """SHA-256 of the prediction and regime tables after a stable sort: every column's bytes."""
     out = []
     for frame in (prediction_frame(results, market.timestamps, market.assets),
                   regime_frame(results, market.timestamps, market.assets)):
         keys = [c for c in ("timestamp", "asset", "horizon", "model") if c in frame.columns]
         frame = frame.sort_values(keys, kind="stable").reset_index(drop=True)
-        h = hashlib.sha256(repr(list(frame.dtypes.astype(str))).encode())
-        h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+        h = hashlib.sha256(repr([(c, str(t)) for c, t in frame.dtypes.items()]).encode())
         for col in frame.columns:
-            values = frame[col].to_numpy()
-            h.update(values.astype(str).tobytes() if values.dtype == object else values.tobytes())
+            series = frame[col]
+            values = (series.astype("int64") if isinstance(series.dtype, pd.DatetimeTZDtype) else series).to_numpy()
+            h.update("\0".join(values).encode() if values.dtype == object else values.tobytes())
         out.append(h.hexdigest())
     return out[0], out[1]
 
@@ -62,7 +62,9 @@ def serial_run(market):
     run = run_walk_forward(market, CFG)
     assert len(run.folds) == 4 and run.tasks is not None and run.tasks.tasks == 4 * 6
     assert {"meta", *TINY} == set(prediction_frame(run.results, market.timestamps, market.assets)["model"])
-    return run, _store_bytes(run.results, market)
+    digest = _store_bytes(run.results, market)
+    assert _store_bytes(run.results[:-1], market) != digest  # the digest sees the rows
+    return run, digest
 
 
 @pytest.mark.parametrize("name", ["joblib", "ray"])
