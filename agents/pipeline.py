@@ -3,7 +3,9 @@
 - `prediction_store`: the walk-forward predictions for a market, cached under
   ``cache_dir/predictions/<key>`` where the key hashes the market's bars and the predictor
   config (a cached store is reused only when both match). Built atomically (temporary
-  folder, then rename).
+  folder, then rename). The (fold x model) tasks run through ``cfg["executor"]`` (serial when
+  absent; neither the store's bits nor its key depend on it); a failed build leaves its
+  completed tasks under ``cache_dir/tasks``, so the next attempt fits only the rest.
 - `policy_periods`: the bars a policy trains on: from the first bar with a meta-learner
   prediction to the market's end, less the validation slice at the end.
 - `check_no_overlap`: the evaluation period must start after everything the run saw
@@ -110,7 +112,7 @@ def prediction_store(market: MarketData, cfg: Mapping[str, Any], cache_dir: str 
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
         return StoreInfo(folder, key, meta["folds"], True, 0.0)
-    run = run_walk_forward(market, cfg, progress=progress)
+    run = run_walk_forward(market, cfg, progress=progress, cache_dir=Path(cache_dir) / "tasks")
     tmp = folder.with_name(f"{key}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from envs.data.market import MarketData
 from envs.errors import ConfigError
+from krakenrl.parallel import RunSummary, executor_config
 from predictors.features import FeatureConfig, FeaturePanel
 from predictors.meta import MetaConfig
 from predictors.regime import RegimeRuleConfig
@@ -46,11 +48,18 @@ class WalkForwardRun:
     panel: FeaturePanel
     rule: np.ndarray  # rule-based regime labels (T, N)
     fit_seconds: float
+    tasks: RunSummary | None = None  # the executor's summary: tasks, retries, cached, speed-up
 
 
-def run_walk_forward(market: MarketData, cfg: Mapping[str, Any], progress: bool = False) -> WalkForwardRun:
+def run_walk_forward(market: MarketData, cfg: Mapping[str, Any], progress: bool = False,
+                     cache_dir: str | Path | None = None) -> WalkForwardRun:
     """Walk-forward over ``market`` with ``cfg`` (keys: horizons, round_trip_fee, features,
-    regime_rule, walk_forward, predictor — the ``train_predictors`` config, as plain values)."""
+    regime_rule, walk_forward, predictor — the ``train_predictors`` config, as plain values —
+    and optionally ``executor``, the ``conf/executor`` node; serial when absent).
+
+    ``cache_dir``: completed (fold, model) tasks are kept there until the run finishes, so a
+    rerun after a failure fits only the missing ones."""
+    executor = executor_config(cfg.get("executor"))  # checked before the features are built
     horizons = tuple(int(h) for h in cfg["horizons"])
     ds, panel, rule = dataset_from_market(
         market,
@@ -76,8 +85,9 @@ def run_walk_forward(market: MarketData, cfg: Mapping[str, Any], progress: bool 
         seed=int(p["seed"]),
     )
     t0 = time.perf_counter()
-    results = WalkForward(ds, spec, progress=progress).run(folds)
-    return WalkForwardRun(results, folds, panel, rule, time.perf_counter() - t0)
+    wf_runner = WalkForward(ds, spec, progress=progress)
+    results = wf_runner.run(folds, executor, cache_dir)
+    return WalkForwardRun(results, folds, panel, rule, time.perf_counter() - t0, wf_runner.summary)
 
 
 __all__ = ["WalkForwardRun", "as_tuples", "run_walk_forward"]

@@ -8,29 +8,34 @@ window starts at ``c - train_bars + 1`` (rolling) or at the first usable bar (ex
 Its last ``val_fraction`` bars form the validation slice for early stopping; rows before
 it are used for horizon h only if ``t + h`` lies before the validation slice (purge).
 
-Driver (``WalkForward``). Per fold: fit every family on the pooled (bar, asset) rows
-whose features are valid, fit the regime classifier on the same window with
-``label_regimes`` targets, predict the test block, then fit the stacking meta-learner on
-earlier folds' out-of-fold rows (see ``predictors.meta``) and predict the block with it.
+Driver (``WalkForward``). Per fold, every family and the regime classifier (fitted on the
+same window with ``label_regimes`` targets) are independent tasks: each fits on the pooled
+(bar, asset) rows whose features are valid and predicts the test block. They run through the
+configured executor (``krakenrl.parallel``: serial, joblib or Ray; the same bits whichever).
+Then, serially and in fold order, the stacking meta-learner of each fold is fitted on earlier
+folds' out-of-fold rows (see ``predictors.meta``) and predicts the block.
 The ``train_end`` written with every row is the last bar whose data entered training
 (the largest label end used), so ``train_end + embargo < timestamp`` holds for every row.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from envs.config_mapping import MappingConfig
 from envs.data.market import MarketData
 from envs.errors import ConfigError, DataError
-from predictors.base import Prediction, Predictor, Targets
+from krakenrl.parallel import ResultCache, RunSummary, Task, run_tasks
+from predictors.base import Predictor, Targets
 from predictors.features import FeatureConfig, FeaturePanel, compute_features
 from predictors.labels import make_labels
 from predictors.meta import MetaConfig, OOFBlock, StackingMeta
@@ -219,87 +224,159 @@ def targets(ds: Dataset, rows: np.ndarray, fold: Fold, part: str) -> tuple[Targe
     return y, last
 
 
+@dataclass
+class ModelFit:
+    """One task's output: a family (or the regime classifier) fitted on one fold, predicting its test rows."""
+
+    output: Any  # Prediction (family) or (n, 4) regime probabilities
+    importance: np.ndarray | None
+    train_end: int  # last bar whose label entered this model (regime: regime label)
+    seconds: float
+    model: Any = None  # the fitted model, only when asked (the last fold, keep_models)
+
+
+@dataclass(frozen=True)
+class FoldTask:
+    """What one task fits: ``name`` (a family, or ``"regime"``) on ``fold``. Everything random in
+    it derives from ``spec.seed``, so the result does not depend on where or when it runs."""
+
+    spec: ModelSpec
+    fold: Fold
+    name: str
+    keep_model: bool
+
+
+def fold_rows(ds: Dataset, fold: Fold) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pooled rows of the fit slice, the validation slice and the test block of ``fold``."""
+    t = ds.t_idx
+    return (
+        np.nonzero((t >= fold.train_start) & (t < fold.val_start))[0],
+        np.nonzero((t >= fold.val_start) & (t <= fold.label_cutoff))[0],
+        np.nonzero((t >= fold.test_start) & (t < fold.test_stop))[0],
+    )
+
+
+def fold_train_end(ds: Dataset, fold: Fold) -> int:
+    """The last bar whose label enters the fold's families; DataError when there is none."""
+    fit_rows, val_rows, _ = fold_rows(ds, fold)
+    train_end = max(targets(ds, fit_rows, fold, "fit")[1], targets(ds, val_rows, fold, "val")[1])
+    if train_end < 0:
+        raise DataError(f"fold {fold.index}: no labelled training rows in bars {fold.train_start}..{fold.label_cutoff}")
+    return train_end
+
+
+def fit_family(ds: Dataset, task: FoldTask) -> ModelFit:
+    """Fit family ``task.name`` on the fold's training window; predict its test block."""
+    t0 = time.perf_counter()
+    fold, spec = task.fold, task.spec
+    fit_rows, val_rows, test_rows = fold_rows(ds, fold)
+    y_fit, end_fit = targets(ds, fit_rows, fold, "fit")
+    y_val, end_val = targets(ds, val_rows, fold, "val")
+    model: Predictor = make_model(task.name, ds.horizons, spec.seed, spec.params.get(task.name))
+    w = model.window
+    model.fit(inputs(ds, fit_rows, w), y_fit, inputs(ds, val_rows, w), y_val)
+    pred = model.predict(inputs(ds, test_rows, w))
+    imp = model.feature_importances()
+    return ModelFit(pred, imp, max(end_fit, end_val), time.perf_counter() - t0, model if task.keep_model else None)
+
+
+def fit_regime(ds: Dataset, task: FoldTask) -> ModelFit:
+    """Fit the regime classifier on the fold's training window (rule labels); predict its test block."""
+    t0 = time.perf_counter()
+    fold = task.fold
+    t = ds.t_idx
+    train = np.nonzero((t >= fold.train_start) & (t <= fold.label_cutoff) & (ds.regime_target >= 0))[0]
+    test = np.nonzero((t >= fold.test_start) & (t < fold.test_stop))[0]
+    Xr = ds.regime_values
+    if train.size == 0:  # rule still in warm-up over the whole window: no information
+        log.warning("fold %d: no regime labels in the training window, uniform regime probabilities", fold.index)
+        proba = np.full((test.size, len(REGIMES)), 1.0 / len(REGIMES))
+        return ModelFit(proba, None, fold.train_start, time.perf_counter() - t0)
+    clf = RegimeClassifier(seed=task.spec.seed, **dict(task.spec.regime_params))
+    clf.fit(Xr[t[train], ds.a_idx[train]], ds.regime_target[train])
+    proba = clf.predict_proba(Xr[t[test], ds.a_idx[test]])
+    return ModelFit(proba, None, int(t[train].max()), time.perf_counter() - t0, clf if task.keep_model else None)
+
+
+def fit_task(ds: Dataset, task: FoldTask) -> ModelFit:
+    """The executor's task function (module level, so workers import it by name)."""
+    return fit_regime(ds, task) if task.name == "regime" else fit_family(ds, task)
+
+
+def dataset_digest(ds: Dataset) -> str:
+    """SHA-256 over every array and the horizons of ``ds`` (the result cache's namespace)."""
+    h = hashlib.sha256(repr(ds.horizons).encode())
+    for arr in (ds.values, ds.regime_values, ds.t_idx, ds.a_idx, ds.up, ds.fwd, ds.regime_target):
+        h.update(repr((arr.shape, arr.dtype.str)).encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
 class WalkForward:
-    """Runs the folds in order; keeps the out-of-fold history the meta-learner needs."""
+    """Fits every fold's families and regime classifier as independent tasks (through the
+    executor), then the stacking meta-learner fold by fold, in order, on the out-of-fold history."""
+
+    CACHE_FORMAT = 1  # bump when a task's result changes meaning: older cached results are ignored
 
     def __init__(self, ds: Dataset, spec: ModelSpec, progress: bool = False, keep_models: bool = False) -> None:
         self.ds, self.spec, self.progress, self.keep_models = ds, spec, progress, keep_models
         self.history: list[OOFBlock] = []
+        self.summary: RunSummary | None = None
 
-    def fit_fold(self, fold: Fold, bar: Any = None) -> FoldResult:
+    def tasks(self, folds: list[Fold]) -> list[Task]:
+        """(fold x family) and (fold x regime) tasks; the last fold's models are always kept."""
+        out = []
+        for i, f in enumerate(folds):
+            keep = self.keep_models or i == len(folds) - 1
+            for name in (*self.spec.families, "regime"):
+                key = f"{f!r}/{name}/keep={keep}"
+                out.append(Task(key, f"fold {f.index} / {name}", FoldTask(self.spec, f, name, keep)))
+        return out
+
+    def cache(self, folder: str | Path) -> ResultCache:
+        """The result cache of this dataset and spec under ``folder``."""
+        spec = json.dumps(asdict(self.spec), sort_keys=True, default=str)
+        text = f"{self.CACHE_FORMAT}/{dataset_digest(self.ds)}/{spec}"
+        return ResultCache(folder, hashlib.sha256(text.encode()).hexdigest()[:24])
+
+    def run(self, folds: list[Fold], executor: Any = None, cache_dir: str | Path | None = None) -> list[FoldResult]:
+        """Every fold's results in fold order. ``executor``: an `ExecutorConfig`, its mapping or
+        name (None: serial); ``cache_dir``: keep completed tasks there until the run succeeds."""
+        train_ends = [fold_train_end(self.ds, f) for f in folds]  # fail fast, before any fitting
+        cache = self.cache(cache_dir) if cache_dir is not None else None
+        tasks = self.tasks(folds)
+        fits, self.summary = run_tasks(fit_task, tasks, executor, shared=self.ds, cache=cache,
+                                       desc="walk-forward (folds x models)", progress=self.progress)
+        by_fold: dict[int, dict[str, ModelFit]] = {}
+        for task, fit in zip(tasks, fits, strict=True):
+            by_fold.setdefault(task.payload.fold.index, {})[task.payload.name] = fit
+        results = [self._meta_pass(f, end, by_fold[f.index]) for f, end in zip(folds, train_ends, strict=True)]
+        if cache is not None:
+            cache.clear()  # the results are complete: the caller's outputs are the record now
+        return results
+
+    def _meta_pass(self, fold: Fold, train_end: int, fits: dict[str, ModelFit]) -> FoldResult:
+        """The stacking meta-learner of ``fold`` on earlier folds' out-of-fold rows (serial, in order)."""
         ds, spec = self.ds, self.spec
-        t = ds.t_idx
-        fit_rows = np.nonzero((t >= fold.train_start) & (t < fold.val_start))[0]
-        val_rows = np.nonzero((t >= fold.val_start) & (t <= fold.label_cutoff))[0]
-        test_rows = np.nonzero((t >= fold.test_start) & (t < fold.test_stop))[0]
-        y_fit, end_fit = targets(ds, fit_rows, fold, "fit")
-        y_val, end_val = targets(ds, val_rows, fold, "val")
-        train_end = max(end_fit, end_val)
-        if train_end < 0:
-            raise DataError(
-                f"fold {fold.index}: no labelled training rows in bars {fold.train_start}..{fold.label_cutoff}"
-            )
-        models: dict[str, Any] = {}
-        base: dict[str, Prediction] = {}
+        _, _, test_rows = fold_rows(ds, fold)
+        base = {fam: fits[fam].output for fam in spec.families}
         importances: dict[str, np.ndarray] = {}
-        seconds: dict[str, float] = {}
-        cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         for fam in spec.families:
-            t0 = time.perf_counter()
-            model: Predictor = make_model(fam, ds.horizons, spec.seed, spec.params.get(fam))
-            if model.window not in cache:
-                w = model.window
-                cache[w] = (inputs(ds, fit_rows, w), inputs(ds, val_rows, w), inputs(ds, test_rows, w))
-            X_fit, X_val, X_test = cache[model.window]
-            model.fit(X_fit, y_fit, X_val, y_val)
-            base[fam] = model.predict(X_test)
-            imp = model.feature_importances()
+            imp = fits[fam].importance
             if imp is not None:
                 importances[fam] = imp
-            models[fam] = model
-            seconds[fam] = time.perf_counter() - t0
-            if bar is not None:
-                bar.update(1)
-        cache.clear()
-        regime, regime_end = self._regime(fold, models, seconds)
-        if bar is not None:
-            bar.update(1)
+        seconds = {name: fit.seconds for name, fit in fits.items()}
+        models: dict[str, Any] = {name: fit.model for name, fit in fits.items() if fit.model is not None}
+        regime = fits["regime"]
         t0 = time.perf_counter()
         meta = StackingMeta(spec.families, ds.horizons, spec.meta).fit(self.history, fold.label_cutoff)
-        oof = OOFBlock(fold.index, t[test_rows], ds.a_idx[test_rows], base, regime, ds.up[test_rows], ds.fwd[test_rows])
+        oof = OOFBlock(fold.index, ds.t_idx[test_rows], ds.a_idx[test_rows], base, regime.output, ds.up[test_rows],
+                       ds.fwd[test_rows])
         if meta.fitted:
-            oof.meta = meta.predict(base, regime)
+            oof.meta = meta.predict(base, regime.output)
             oof.meta_label_end = meta.label_end
         models["meta"] = meta
         seconds["meta"] = time.perf_counter() - t0
-        if bar is not None:
-            bar.update(1)
         self.history.append(oof)
-        return FoldResult(fold, train_end, oof, importances, seconds, regime_end, models if self.keep_models else None)
-
-    def _regime(self, fold: Fold, models: dict[str, Any], seconds: dict[str, float]) -> tuple[np.ndarray, int]:
-        ds = self.ds
-        t0 = time.perf_counter()
-        t = ds.t_idx
-        train = np.nonzero((t >= fold.train_start) & (t <= fold.label_cutoff) & (ds.regime_target >= 0))[0]
-        test = np.nonzero((t >= fold.test_start) & (t < fold.test_stop))[0]
-        Xr = ds.regime_values
-        if train.size == 0:  # rule still in warm-up over the whole window: no information
-            log.warning("fold %d: no regime labels in the training window, uniform regime probabilities", fold.index)
-            seconds["regime"] = time.perf_counter() - t0
-            return np.full((test.size, len(REGIMES)), 1.0 / len(REGIMES)), fold.train_start
-        clf = RegimeClassifier(seed=self.spec.seed, **dict(self.spec.regime_params))
-        clf.fit(Xr[t[train], ds.a_idx[train]], ds.regime_target[train])
-        models["regime"] = clf
-        seconds["regime"] = time.perf_counter() - t0
-        return clf.predict_proba(Xr[t[test], ds.a_idx[test]]), int(t[train].max())
-
-    def run(self, folds: list[Fold]) -> list[FoldResult]:
-        total = len(folds) * (len(self.spec.families) + 2)
-        with tqdm(total=total, desc="walk-forward (folds x models)", disable=not self.progress) as bar:
-            results = []
-            for i, f in enumerate(folds):
-                keep, self.keep_models = self.keep_models, self.keep_models or i == len(folds) - 1
-                results.append(self.fit_fold(f, bar))  # the last fold's models are always kept
-                self.keep_models = keep
-            return results
+        keep = bool(models.keys() - {"meta"})
+        return FoldResult(fold, train_end, oof, importances, seconds, regime.train_end, models if keep else None)

@@ -62,8 +62,8 @@ def _script(name: str) -> Any:
 def evaluate_config(cfg: DictConfig, train_dir: Path) -> DictConfig:
     """The evaluate.py config of this run: its own keys plus ``run=<train folder>``."""
     keys = ("data", "predictor", "walk_forward", "env", "risk", "horizons", "round_trip_fee", "features",
-            "regime_rule", "eval", "baselines", "progress", "cache_dir", "n_boot", "report")
-    out = OmegaConf.create({k: cfg[k] for k in keys})
+            "regime_rule", "eval", "baselines", "progress", "cache_dir", "n_boot", "report", "executor")
+    out = OmegaConf.create({k: cfg[k] for k in keys if k in cfg})
     out.run = str(train_dir)
     return out
 
@@ -89,27 +89,55 @@ def main_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
 
 def walk_forward_windows(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """``windows.n`` consecutive train -> test windows ending at ``eval.end``; per window and pooled."""
+    """``windows.n`` consecutive train -> test windows ending at ``eval.end``; per window and pooled.
+
+    The windows are independent tasks through ``cfg.executor`` (each trains and evaluates on its
+    own, into its own folder; with a parallel executor, each window's predictors run serially
+    inside it); the pooled result does not depend on the executor.
+    """
+    from agents.windows import window_splits
+    from krakenrl.parallel import Task, executor_config, run_tasks
+    from krakenrl.parallel.scripts import ScriptCall, call_script
+
+    windows = window_splits(str(cfg.eval.end), int(cfg.windows.n), int(cfg.windows.test_hours))
+    executor = executor_config(cfg.get("executor"))
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    tasks = [Task(f"window={w.index}", f"window {w.index}", ScriptCall(__file__, "run_window", (plain, w, str(out_dir),
+                                                                                                 executor.name)))
+             for w in windows]
+    outs, _ = run_tasks(call_script, tasks, executor, desc="walk-forward windows", progress=bool(cfg.progress))
+    return pool_windows(cfg, out_dir, windows, outs)
+
+
+def run_window(plain: dict[str, Any], w: Any, out_dir: str, executor: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One window (a task, self-contained): train to ``w.train_end``, evaluate ``w``'s test period."""
+    train, evaluate = _script("train"), _script("evaluate")
+    wcfg = OmegaConf.create(plain)
+    OmegaConf.set_struct(wcfg, False)
+    wcfg.data.end, wcfg.eval.start, wcfg.eval.end = w.train_end, w.eval_start, w.eval_end
+    if executor != "serial" and "executor" in wcfg:  # the windows are the parallel unit: no nested pools
+        wcfg.executor.name, wcfg.executor.workers, wcfg.executor.address = "serial", 1, None
+    folder = Path(out_dir) / f"w{w.index}"
+    print(f"window {w.index}: train to {w.train_end}, test {w.eval_start} .. {w.eval_end}")
+    train.train(wcfg, folder / "train")
+    doc, results = evaluate.evaluate_results(evaluate_config(wcfg, folder / "train"), folder / "evaluate")
+    summary = {"window": w.index, "train_end": w.train_end, "period": doc["period"],
+               "strategies": {k: {m: v.get(m) for m in ("total_return", "sharpe", "max_drawdown", "fees_paid",
+                                                          "probabilistic_sharpe")}
+                              for k, v in doc["strategies"].items()}}
+    return summary, results
+
+
+def pool_windows(cfg: DictConfig, out_dir: Path, windows: list[Any], outs: list[Any]) -> dict[str, Any]:
+    """Pool the windows' episodes per strategy; write metrics.json and the report; print the table."""
     from agents.evaluation import metrics_document, write_metrics
     from agents.report import write_report
-    from agents.windows import pool_results, window_splits
+    from agents.windows import pool_results
 
-    train, evaluate = _script("train"), _script("evaluate")
-    windows = window_splits(str(cfg.eval.end), int(cfg.windows.n), int(cfg.windows.test_hours))
     per_window: list[dict[str, Any]] = []
     episodes: dict[str, list[Any]] = {}
-    for w in windows:
-        wcfg = cfg.copy()
-        OmegaConf.set_struct(wcfg, False)
-        wcfg.data.end, wcfg.eval.start, wcfg.eval.end = w.train_end, w.eval_start, w.eval_end
-        folder = out_dir / f"w{w.index}"
-        print(f"window {w.index}: train to {w.train_end}, test {w.eval_start} .. {w.eval_end}")
-        train.train(wcfg, folder / "train")
-        doc, results = evaluate.evaluate_results(evaluate_config(wcfg, folder / "train"), folder / "evaluate")
-        per_window.append({"window": w.index, "train_end": w.train_end, "period": doc["period"],
-                           "strategies": {k: {m: v.get(m) for m in ("total_return", "sharpe", "max_drawdown",
-                                                                     "fees_paid", "probabilistic_sharpe")}
-                                          for k, v in doc["strategies"].items()}})
+    for summary, results in outs:
+        per_window.append(summary)
         for name, res in results.items():
             episodes.setdefault(name, []).append(res)
     pooled = {name: pool_results(rs) for name, rs in episodes.items() if len(rs) == len(windows)}

@@ -2,6 +2,7 @@
 
     python scripts/train_predictors.py                          # synthetic market
     python scripts/train_predictors.py predictor=fast walk_forward.max_folds=3
+    python scripts/train_predictors.py executor=ray executor.workers=2     # (fold x model) tasks on Ray
     python scripts/train_predictors.py data=csv data.path=../shared/data/binance/spot_1h \\
         data.start=2023-01-01 data.end=2023-12-31T23:00:00Z
 
@@ -86,6 +87,15 @@ def _regime_scores(results: list[FoldResult], rule: np.ndarray, market: MarketDa
     return out
 
 
+def _executor_summary(wf_run: Any) -> dict[str, Any]:
+    """The executor's record of the run: which, how many workers, tasks, retries, speed-up."""
+    t = wf_run.tasks
+    if t is None:
+        return {}
+    return {"name": t.executor, "workers": t.workers, "tasks": t.tasks, "computed": t.computed, "cached": t.cached,
+            "retries": t.retries, "wall_s": t.wall_seconds, "task_s": t.task_seconds, "speedup": t.speedup}
+
+
 def _table(summary: dict[str, Any]) -> str:
     rows = [
         {"model": m, "horizon": int(h), **{k: v for k, v in s.items()}}
@@ -102,7 +112,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     t_start = time.perf_counter()
     market = build(cfg.data, MarketData, "data")
     plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    wf_run = run_walk_forward(market, plain, progress=bool(cfg.progress))
+    wf_run = run_walk_forward(market, plain, progress=bool(cfg.progress), cache_dir=Path(str(cfg.cache_dir)) / "tasks")
     results, folds, panel, rule = wf_run.results, wf_run.folds, wf_run.panel, wf_run.rule
     fit_seconds = wf_run.fit_seconds
 
@@ -134,6 +144,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         regime=_regime_scores(results, rule, market),
         regime_names=list(REGIMES),
         timing_s={"walk_forward": fit_seconds, "per_model": secs},
+        executor=_executor_summary(wf_run),
         n_assets=market.n_assets,
         n_bars=market.n_bars,
         features=list(panel.names),

@@ -14,7 +14,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 PRIMARY = sorted(p.stem for p in CONF.glob("*.yaml"))
 GROUP_OPTIONS = sorted((g.name, p.stem) for g in CONF.iterdir() if g.is_dir() for p in g.glob("*.yaml"))
 SHARED = CONF.parent.parent / "shared" / "data"
-RUN_GROUPS = ("data", "predictor", "walk_forward", "env", "risk", "agent", "experiment")  # conf/run.yaml defaults
+RUN_GROUPS = ("data", "predictor", "walk_forward", "executor", "env", "risk", "agent", "experiment")  # conf/run.yaml defaults
 
 
 @pytest.mark.parametrize("name", PRIMARY)
