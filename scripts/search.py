@@ -130,6 +130,25 @@ def record(study: Any, out_dir: Path, scfg: SearchConfig, mlflow: bool) -> dict[
     return doc
 
 
+def search_identity(plain: dict[str, Any]) -> str:
+    """Hash of everything that makes trials comparable: the config less the budget and the run bookkeeping."""
+    keep = {k: v for k, v in plain.items() if k not in ("hydra", "progress", "mlflow")}
+    keep["search"] = {k: v for k, v in (keep.get("search") or {}).items() if k != "n_trials"}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def check_same_search(study: Any, plain: dict[str, Any], out_dir: Path) -> None:
+    """A resumed study must be the same search (data, env, risk, agent, space): else its trials would mix in one DSR."""
+    ident = search_identity(plain)
+    stored = study.user_attrs.get("config_hash")
+    if stored is None:
+        study.set_user_attr("config_hash", ident)
+    elif stored != ident:
+        raise ConfigError(f"search: {out_dir / 'optuna.db'} holds a study of another configuration (data, env, risk, "
+                          "agent or search space differ; only search.n_trials may change on a resume): use a new "
+                          "hydra.run.dir or search.study")
+
+
 def search(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Run (or resume) the study until ``search.n_trials`` trials are counted; returns the record."""
     import optuna
@@ -146,9 +165,10 @@ def search(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         raise ConfigError(f"search.objective={scfg.objective}: needs agent.{trained[0]}=true (that strategy is "
                           "not trained otherwise)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(out_dir, scfg)
+    check_same_search(study, plain, out_dir)
+    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     again = requeue_interrupted(study)
     if again:
         print(f"interrupted trials {again}: queued again with the same values (they resume from their checkpoints)")

@@ -168,3 +168,20 @@ def test_the_reporter_reports_at_fixed_marks() -> None:
         rep._on_rollout_end()
     assert seen == [(0.5, 1100), (0.5, 1200), (0.5, 1300), (0.5, 1400)]  # 448 passes 400: one report at 400
     assert math.isfinite(seen[0][0])
+
+
+def test_a_resumed_search_must_be_the_same_search(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Only search.n_trials may change on a resume: another config would mix its trials into one DSR."""
+    import optuna
+
+    from envs.errors import ConfigError
+    from tests.conftest import load_script
+
+    search = load_script("search")
+    study = optuna.create_study(direction="maximize")
+    plain = {"agent": {"seed": 0, "learning_rate": 3e-4}, "data": {"end": "2022-06-30"},
+             "search": {"n_trials": 8, "seed": 0}}
+    search.check_same_search(study, plain, tmp_path)
+    search.check_same_search(study, {**plain, "search": {"n_trials": 20, "seed": 0}}, tmp_path)  # more trials: fine
+    with pytest.raises(ConfigError, match="another configuration"):
+        search.check_same_search(study, {**plain, "data": {"end": "2022-12-31"}}, tmp_path)
