@@ -24,6 +24,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrid
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
+from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +34,12 @@ class JobFailed(RuntimeError):
 
 
 def _execute(hydra_context: HydraContext, sweep_config: DictConfig, task_function: TaskFunction,
-             singleton_state: dict[Any, Any]) -> JobReturn:
+             singleton_state: dict[Any, Any]) -> tuple[JobReturn, float]:
     """Runs inside the Ray worker: Hydra's run_job with the driver's globals; raises when the job failed."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.utils import run_job
 
+    t0 = time.perf_counter()
     setup_globals()
     Singleton.set_state(singleton_state)
     HydraConfig.instance().set_config(sweep_config)
@@ -49,7 +51,7 @@ def _execute(hydra_context: HydraContext, sweep_config: DictConfig, task_functio
         raise RuntimeError(f"the job exited with status {exc.code}" + (f": {why}" if why else "")) from None
     if ret.status == JobStatus.FAILED:
         raise ret._return_value  # Ray retries it (retry_exceptions), then the driver reports it
-    return ret
+    return ret, time.perf_counter() - t0  # the job's own duration (a duration: no clock sync needed)
 
 
 def start_ray(address: Any, num_cpus: Any, init: dict[str, Any]) -> None:
@@ -116,19 +118,40 @@ class RayLauncher(Launcher):
             print(f"[ray launcher] #{idx} {name}: submitted", file=sys.stderr)
             pending[remote.remote(self.hydra_context, sweep_config, self.task_function, state)] = (idx, name)
         results: dict[int, JobReturn] = {}
+        seconds: dict[int, float] = {}  # each successful job's own duration
         left = list(pending)
-        while left:
-            done, left = ray.wait(left, num_returns=1)
-            idx, name = pending[done[0]]
-            try:
-                results[idx] = ray.get(done[0])
-                status = "done"
-            except Exception as exc:  # retries spent: report the job, keep the others
-                results[idx] = _failed(idx, name, list(job_overrides[idx - initial_job_idx]), exc, self.max_retries)
-                status = f"FAILED after {self.max_retries} retries"
-            print(f"[ray launcher] #{idx} {name}: {status} ({len(results)}/{len(pending)}, "
-                  f"{time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+        workers = int(ray.cluster_resources().get("CPU", 0) // max(self.cpus_per_job, 1e-9))
+        with tqdm(total=len(pending), desc=f"multirun on ray ({workers} workers)", file=sys.stderr) as bar:
+            while left:
+                done, left = ray.wait(left, num_returns=1)
+                idx, name = pending[done[0]]
+                try:
+                    results[idx], seconds[idx] = ray.get(done[0])
+                    status = f"done in {seconds[idx]:.0f} s"
+                except Exception as exc:  # retries spent: report the job, keep the others
+                    results[idx] = _failed(idx, name, list(job_overrides[idx - initial_job_idx]), exc,
+                                           self.max_retries)
+                    status = f"FAILED after {self.max_retries} retries"
+                bar.update(1)
+                bar.write(f"[ray launcher] #{idx} {name}: {status} ({len(results)}/{len(pending)}, "
+                          f"{time.perf_counter() - t0:.0f} s)")
+        print(summary_table(results, seconds, time.perf_counter() - t0, workers), file=sys.stderr)
         return [results[initial_job_idx + i] for i in range(len(job_overrides))]
+
+
+def summary_table(results: dict[int, JobReturn], seconds: dict[int, float], wall: float, workers: int) -> str:
+    """The end-of-multirun table: jobs, failures, wall time, summed job time and the speed-up over one by one.
+
+    Each job's duration is measured on its worker (successful attempt only); retries are Ray's
+    (``max_retries``) and are not counted here.
+    """
+    failed = sum(r.status == JobStatus.FAILED for r in results.values())
+    busy = sum(seconds.values())
+    rows = [("jobs", f"{len(results)} ({failed} failed)"), ("workers", str(workers)), ("wall", f"{wall:.1f} s"),
+            ("summed job time", f"{busy:.1f} s"),
+            ("speed-up over one by one", f"{busy / wall:.2f}x" if wall > 0 and seconds else "n/a")]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"[ray launcher] {k:<{width}}  {v}" for k, v in rows)
 
 
 def _failed(idx: int, name: str, overrides: list[str], exc: Exception, retries: int) -> JobReturn:
