@@ -78,6 +78,12 @@ def test_ray_multirun_tiny_resumes_without_retraining(cache: Path, tmp_path: Pat
     proc = _script("train", args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[ray launcher] #1" in proc.stderr
+    assert "multirun on ray (2 workers)" in proc.stderr  # the progress bar names the workers
+    table = {line.split("  ")[0].removeprefix("[ray launcher] ").strip(): line.rsplit("  ", 1)[-1].strip()
+             for line in proc.stderr.splitlines() if line.startswith("[ray launcher] ") and "#" not in line}
+    assert table["jobs"] == "2 (0 failed)" and table["workers"] == "2"
+    assert float(table["summed job time"].removesuffix(" s")) > 0
+    assert float(table["speed-up over one by one"].removesuffix("x")) > 0
     record = json.loads((sweep / "trials.json").read_text())
     assert record["counts"] == {"complete": 2, "pruned": 0, "failed": 0}
     assert sorted(t["seed"] for t in record["trials"]) == [0, 1]
