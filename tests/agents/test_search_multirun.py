@@ -69,8 +69,9 @@ def _check_dsr_uses_the_record(doc: dict, record: dict) -> None:
     assert callable(return_moments)
 
 
+@pytest.mark.slow  # ~40 s on a quiet 2-core machine; the default run keeps the search and trial-record tests
 def test_ray_multirun_tiny_resumes_without_retraining(cache: Path, tmp_path: Path) -> None:
-    """The default-run version: two seeds through the Ray launcher, then the same command trains nothing."""
+    """Two seeds through the Ray launcher, then the same command trains nothing."""
     sweep = tmp_path / "sweep"
     args = ["-m", *[o for o in tiny_overrides(cache) if not o.startswith(("agent.seed", "agent.strategic", "agent.tac"))],
             "agent.seed=0,1", "agent.train_flat=false", "agent.strategic_timesteps=16", "agent.tactical_timesteps=64",
