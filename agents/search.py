@@ -94,6 +94,8 @@ class SearchConfig:
         unknown = sorted(set(node) - known)
         if unknown:
             raise ConfigError(f"search: unknown keys {unknown} (known: {sorted(known)})")
+        if "n_trials" not in node:
+            raise ConfigError("search.n_trials: required (the number of trials to count, e.g. search.n_trials=8)")
         for key in ("n_trials", "report_every", "n_startup_trials", "n_warmup_steps", "seed"):
             v = node.get(key, 1)
             least = 1 if key in ("n_trials", "report_every") else 0

@@ -16,7 +16,7 @@ step overwrites the buffers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
@@ -25,6 +25,16 @@ from envs.execution.orders import REASON_SLOTS, REASONS
 
 if TYPE_CHECKING:
     from envs.execution.core import BatchCore
+
+def lazy_item(n: int, i: int | slice, row: Callable[[int], Any]) -> Any:
+    """``seq[i]`` of a lazily built per-env sequence of length ``n`` whose items ``row(k)`` builds."""
+    if isinstance(i, slice):
+        return [row(k) for k in range(*i.indices(n))]
+    k = int(i)
+    if not -n <= k < n:
+        raise IndexError(f"env index {i} out of range for {n} envs")
+    return row(k % n)
+
 
 REJECT_STRIDE = REASON_SLOTS  # rc = asset * REJECT_STRIDE + reason code, as the kernels write it
 FILL_KEYS = ("pair", "asset", "side", "qty", "price", "fee", "liquidity")
@@ -129,13 +139,7 @@ class PerEnvRecords(Sequence[list[dict[str, Any]]]):
     def __getitem__(self, i: slice) -> list[list[dict[str, Any]]]: ...
 
     def __getitem__(self, i: int | slice) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
-        n = len(self)
-        if isinstance(i, slice):
-            return [self._row(k) for k in range(*i.indices(n))]
-        k = int(i)
-        if not -n <= k < n:
-            raise IndexError(f"env index {i} out of range for {n} envs")
-        return self._row(k % n)
+        return lazy_item(len(self), i, self._row)
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
         return (self._row(k) for k in range(len(self)))

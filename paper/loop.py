@@ -288,8 +288,7 @@ class PaperLoop:
         if store.cycle_stage(hour) < Stage.DECIDED:  # type: ignore[operator]
             decision = self.decide(t, account, proj_state, pol_state)
             events = self._decision_events(decision)
-            if hour in self.setup.retrains:
-                events.append(AuditEvent("retrain", {"hour": iso(hour), **dict(self.setup.retrains[hour])}))
+            events += self._retrain_events(hour)
             store.record_decided(hour, decision, events)
         decision = store.stage_payload(hour, Stage.DECIDED)["decision"]
         market = append_bar(self.known, batch)
@@ -312,6 +311,14 @@ class PaperLoop:
         self.known = market
         return HourOutcome(hour, kind, result.equity, result.fees, len(result.fills), risk.ladder_level,
                            risk.kill_switch_engaged)
+
+    def _retrain_events(self, hour: int) -> list[AuditEvent]:
+        """The refits due since the previous decided hour, up to ``hour``: one at a missed hour is
+        carried by the next decision (its models are the ones this decision uses)."""
+        decided = [r["hour"] for r in self.store.ledger_rows() if r["hour"] < hour]
+        since = decided[-1] if decided else self.store.first_hour - HOUR
+        return [AuditEvent("retrain", {"hour": iso(h), **dict(self.setup.retrains[h])})
+                for h in sorted(self.setup.retrains) if since < h <= hour]
 
     def _carried(self, t: int) -> tuple[AccountState, dict[str, Any] | None, dict[str, Any] | None]:
         """The account deciding at bar ``t``, the projector's and the policy's state, from the last committed hour."""

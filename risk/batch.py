@@ -26,6 +26,7 @@ from typing import Any, overload
 
 import numpy as np
 
+from envs.step_info import lazy_item
 from risk import kernels as K
 from risk.ladder import LEVEL_NAMES
 from risk.projection import _DETAILS, RULE_ORDER, Intervention, RiskDecision, RiskProjector, _sanitise_detail
@@ -275,13 +276,7 @@ class RiskInfos(Sequence[dict[str, Any]]):
     def __getitem__(self, i: slice) -> list[dict[str, Any]]: ...
 
     def __getitem__(self, i: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
-        n = len(self)
-        if isinstance(i, slice):
-            return [self._row(k) for k in range(*i.indices(n))]
-        k = int(i)
-        if not -n <= k < n:
-            raise IndexError(f"env index {i} out of range for {n} envs")
-        return self._row(k % n)
+        return lazy_item(len(self), i, self._row)  # type: ignore[no-any-return]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return (self._row(k) for k in range(len(self)))

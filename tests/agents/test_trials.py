@@ -185,3 +185,8 @@ def test_a_resumed_search_must_be_the_same_search(tmp_path) -> None:  # type: ig
     search.check_same_search(study, {**plain, "search": {"n_trials": 20, "seed": 0}}, tmp_path)  # more trials: fine
     with pytest.raises(ConfigError, match="another configuration"):
         search.check_same_search(study, {**plain, "data": {"end": "2022-12-31"}}, tmp_path)
+
+
+def test_search_n_trials_is_required_and_named() -> None:
+    with pytest.raises(ConfigError, match=r"search\.n_trials: required"):
+        SearchConfig.from_mapping({"space": SPACE})

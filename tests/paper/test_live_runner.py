@@ -223,3 +223,20 @@ def test_readiness_reads_each_item_from_the_live_runs_evidence(tmp_path: Path) -
     ratio = float(slip["evidence"].split("median modelled / observed ")[1].split(";")[0])
     assert ratio > 1.0
     store.close()
+
+
+def test_a_retrain_due_at_a_missed_hour_is_carried_by_the_next_decision(tmp_path: Path) -> None:
+    fold = {"fold": 3, "train_start": "2023-01-01T00:00:00Z", "train_end": "2023-03-29T00:00:00Z",
+            "test_start": "2023-03-30T10:00:00Z", "test_end": "2023-03-31T23:00:00Z", "store": "abc"}
+    path = tmp_path / "rm.db"
+    store, runner, _, _ = live_run(path)
+    runner.run(max_hours=2)
+    store.close()
+    store, runner, _, _ = live_run(path, t0=T0 + 5 * H + 30)  # H0+2h .. H0+4h missed (see the downtime test)
+    runner.loop.setup.retrains = {H0 + 3 * H: fold}  # due at a missed hour
+    runner.run(max_hours=1)
+    recs = [r for r in store.audit_records() if r.kind == "retrain"]
+    assert len(recs) == 1 and recs[0].hour == H0 + 5 * H and recs[0].payload_obj()["fold"] == 3
+    assert recs[0].payload_obj()["hour"] == "2023-03-30T10:00:00Z"  # when the refit was due
+    store.verify()
+    store.close()
