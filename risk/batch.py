@@ -121,7 +121,7 @@ class BatchProjector:
         self.clip_tmp = np.empty(first.n_assets + 1)
         # cluster labels of every bar (a lookup per row instead of a call)
         self.labels = np.stack([first.clusters.labels(t) for t in range(first._n_bars)]).astype(np.int64)
-        self._names: dict[bytes, tuple[str, ...]] = {}
+        self.asset_names = first.asset_names  # every projector of a batch has the same assets
 
     def usable(self) -> bool:
         """True while every projector has the limits and market inputs this batch was built with."""
@@ -191,7 +191,7 @@ class BatchProjector:
                 ivs.append(Intervention("sanitise", (), amount, _sanitise_detail(code)))
             else:
                 detail = f"engaged: {_reasons(d.engaged_by[i])}" if r == K.R_KILL else _DETAILS.get(r, "")
-                ivs.append(Intervention(RULE_ORDER[r], self._assets_of(d.changed[i, r]), amount, detail))
+                ivs.append(Intervention(RULE_ORDER[r], self.asset_names(d.changed[i, r]), amount, detail))
         return ivs
 
     def info(self, d: BatchDecisions, i: int) -> dict[str, Any]:
@@ -213,15 +213,6 @@ class BatchProjector:
             },
             "halt": level == 3,
         }
-
-    def _assets_of(self, changed: np.ndarray) -> tuple[str, ...]:
-        key = changed.tobytes()
-        names = self._names.get(key)
-        if names is None:
-            names = tuple(self.assets[i] for i in np.flatnonzero(changed))
-            if len(self._names) < 4096:
-                self._names[key] = names
-        return names
 
 
 def _reasons(engaged_by: list[Any] | None) -> list[str]:

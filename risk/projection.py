@@ -313,7 +313,7 @@ class RiskProjector:
                 ivs.append(Intervention("sanitise", (), amount, _sanitise_detail(code)))
             else:
                 detail = f"engaged: {ks_sw.reasons}" if r == K.R_KILL else _DETAILS.get(r, "")
-                ivs.append(Intervention(RULE_ORDER[r], self._assets_of(self._scratch.changed[r]), amount, detail))
+                ivs.append(Intervention(RULE_ORDER[r], self.asset_names(self._scratch.changed[r]), amount, detail))
         return RiskDecision(
             t=t,
             timestamp=ts,
@@ -331,7 +331,8 @@ class RiskProjector:
             clusters=labels,
         )
 
-    def _assets_of(self, changed: np.ndarray) -> tuple[str, ...]:
+    def asset_names(self, changed: np.ndarray) -> tuple[str, ...]:
+        """The names of the assets a boolean mask marks (memoised: interventions repeat the same sets)."""
         key = changed.tobytes()
         names = self._asset_sets.get(key)
         if names is None:
