@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from envs.errors import ConfigError
-from paper.feeds.base import HOUR_S, FeedDown, NotPublished
+from paper.feeds.base import HOUR_S, BarBatch, FeedDown, NotPublished
 from paper.hours import iso
 from paper.loop import HourOutcome, PaperLoop
 
@@ -106,57 +106,22 @@ class LiveRunner:
         self.catch_up("process down")
         down = loop.outage()
         while not self.stop() and (max_hours is None or len(out) < max_hours):
-            hour = loop.store.next_hour()
-            if down is not None:  # probe: do bars flow again?
-                try:
-                    batch = loop.feed.next_bar(hour)
-                except FeedDown as exc:
-                    loop.feed_down(exc)  # a different reason is a new record; the same one is not
-                    down = loop.outage()
-                    self.sleep(cfg.poll_s)
-                    continue
-                if batch is None:
-                    self._wait_or_stale()
-                    down = loop.outage()
-                    continue
-                self.catch_up(f"feed down ({down})")
-                down = None
-                try:
-                    outcome = loop.step(fetched=batch)
-                except FeedDown:
-                    down = loop.outage()
-                    self.sleep(cfg.poll_s)
-                    continue
-                except NotPublished as exc:  # the new open hour's bars lag behind the clock: wait
-                    log.info("%s: waiting", exc)
-                    self._wait_or_stale()
-                    down = loop.outage()
-                    continue
-            else:
-                fetched = None
-                if loop.store.open_cycle() is None and self.clock() >= hour + 2 * HOUR_S + cfg.grace_s:
-                    # overdue without a crash (suspend, a long stall): once its bar is there, the same
-                    # rule as at start-up applies, so a running process never decides an hour late
-                    try:
-                        fetched = loop.feed.next_bar(hour)
-                    except FeedDown as exc:
-                        loop.feed_down(exc)
-                        down = loop.outage()
-                        self.sleep(cfg.poll_s)
-                        continue
-                    if fetched is not None and self.catch_up("process stalled"):
-                        fetched = None  # the open hour moved on
-                try:
-                    outcome = loop.step(fetched=fetched)
-                except FeedDown:
-                    down = loop.outage()
-                    self.sleep(cfg.poll_s)
-                    continue
-                except NotPublished as exc:
-                    log.info("%s: waiting", exc)
-                    self._wait_or_stale()
-                    down = loop.outage()
-                    continue
+            proceed, fetched = self._prefetch(loop.store.next_hour(), down)
+            if not proceed:
+                down = loop.outage()
+                continue
+            down = None
+            try:
+                outcome = loop.step(fetched=fetched)
+            except FeedDown:
+                down = loop.outage()
+                self.sleep(cfg.poll_s)
+                continue
+            except NotPublished as exc:  # the new open hour's bars lag behind the clock: wait
+                log.info("%s: waiting", exc)
+                self._wait_or_stale()
+                down = loop.outage()
+                continue
             if outcome is None:
                 self._wait_or_stale()
                 down = loop.outage()
@@ -164,6 +129,35 @@ class LiveRunner:
             out.append(outcome)
             loop.status(outcome.status_line())
         return out
+
+    def _prefetch(self, hour: int, down: str | None) -> tuple[bool, BarBatch | None]:
+        """Look at the open hour's execution bar before its cycle when that decides what happens.
+
+        During an outage (``down``) it is the probe: bars flowing again end the outage, and the
+        hours that came due meanwhile are recorded missed. Without one, an hour overdue without
+        a crash (suspend, a long stall) gets the start-up rule once its bar is there, so a running
+        process never decides an hour late. Returns (go on with the cycle, the bar to hand it);
+        (False, None) after waiting or recording a `FeedDown`.
+        """
+        loop = self.loop
+        overdue = loop.store.open_cycle() is None and self.clock() >= hour + 2 * HOUR_S + self.config.grace_s
+        if down is None and not overdue:
+            return True, None
+        try:
+            batch = loop.feed.next_bar(hour)
+        except FeedDown as exc:
+            loop.feed_down(exc)  # a different reason is a new record; the same one is not
+            self.sleep(self.config.poll_s)
+            return False, None
+        if down is not None:
+            if batch is None:
+                self._wait_or_stale()
+                return False, None
+            self.catch_up(f"feed down ({down})")
+            return True, batch  # step ignores it if the open hour moved on
+        if batch is not None and self.catch_up("process stalled"):
+            return True, None  # the open hour moved on
+        return True, batch
 
     def _wait_or_stale(self) -> None:
         """The open hour's execution bar (closing at hour + 2 h) is not published: wait, or call it stale.
