@@ -538,12 +538,11 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
     if isinstance(value, np.ndarray):
-        return [json_safe(v) for v in value.tolist()]
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        v = float(value)
-        return v if math.isfinite(v) else None
+        return json_safe(value.tolist())  # a 0-d array is a scalar
+    if isinstance(value, np.generic):  # numpy integers, floats, bools, strings
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     return value
 
 

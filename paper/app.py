@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from agents.metrics import json_safe
 from envs.config import EnvConfig
 from envs.data.loaders import to_unix
 from envs.data.market import MarketData
@@ -28,7 +29,7 @@ from paper.feeds.base import Feed
 from paper.feeds.replay import ReplayFeed, load_market
 from paper.hours import HOUR_S, iso
 from paper.live import LiveConfig, LiveRunner, StopFlag, first_decidable_hour, history_hours
-from paper.loop import PaperLoop, PaperSetup, execute, feed_outage, jsonable, orders_of
+from paper.loop import PaperLoop, PaperSetup, execute, feed_outage, orders_of
 from paper.scrub import scrub_config
 from paper.state import Stage, StateStore
 from risk.limits import RiskLimits
@@ -105,7 +106,7 @@ def build(cfg: DictConfig, exchange: Any = None, clock: Callable[[], float] = ti
     plain = {"policy": policy_arg, "env": dataclasses.asdict(env_cfg), "risk": dataclasses.asdict(limits),
              "feed": feed_id, "assets": list(market.assets)}
     setup = PaperSetup(env_cfg, limits, policy, signals, names, retrains)
-    return Built(feed, setup, run_id, scrub_config(jsonable(plain)))
+    return Built(feed, setup, run_id, scrub_config(json_safe(plain)))
 
 
 def _build_kraken(cfg: DictConfig, policy_arg: str, exchange: Any, clock: Callable[[], float]) -> Built:
@@ -135,7 +136,7 @@ def _build_kraken(cfg: DictConfig, policy_arg: str, exchange: Any, clock: Callab
     feed_id = {"name": "kraken", "assets": list(feed.assets), "store": f.store, "history_hours": int(f.history_hours)}
     plain = {"policy": policy_arg, "env": dataclasses.asdict(env_cfg), "risk": dataclasses.asdict(limits),
              "feed": feed_id, "assets": list(feed.assets)}
-    return Built(feed, PaperSetup(env_cfg, limits, policy), policy_arg, scrub_config(jsonable(plain)))
+    return Built(feed, PaperSetup(env_cfg, limits, policy), policy_arg, scrub_config(json_safe(plain)))
 
 
 def _run_policy(run: Path, run_cfg: Any, market: MarketData,

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.metrics import json_safe
 from envs.config import EnvConfig
 from envs.data.market import HOUR, MarketData
 from envs.execution.execute import AccountState, Executor, HourResult, load_account
@@ -74,21 +75,6 @@ def D(x: float) -> Decimal:
     return Decimal(repr(float(x)))
 
 
-def jsonable(value: Any) -> Any:
-    """numpy arrays and scalars as plain JSON values (NaN and infinities as null)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
 PREDICTION_HORIZONS = (1, 4, 24)
 REGIME_CHANNELS = ("regime_p_trend", "regime_p_range", "regime_p_high_vol", "regime_p_crash")
 
@@ -124,7 +110,7 @@ def signal_snapshot(core: Any, t: int, assets: Sequence[str]) -> dict[str, Any]:
             preds[asset] = per_h
         if all(c in names for c in REGIME_CHANNELS):
             regime[asset] = [float(row[i, names.index(c)]) for c in REGIME_CHANNELS]
-    return jsonable({"predictions": preds, "regime": regime})
+    return json_safe({"predictions": preds, "regime": regime})
 
 
 @dataclass
@@ -315,8 +301,8 @@ class PaperLoop:
     def _retrain_events(self, hour: int) -> list[AuditEvent]:
         """The refits due since the previous decided hour, up to ``hour``: one at a missed hour is
         carried by the next decision (its models are the ones this decision uses)."""
-        decided = [r["hour"] for r in self.store.ledger_rows() if r["hour"] < hour]
-        since = decided[-1] if decided else self.store.first_hour - HOUR
+        since = self.store.decided_before(hour)
+        since = self.store.first_hour - HOUR if since is None else since
         return [AuditEvent("retrain", {"hour": iso(h), **dict(self.setup.retrains[h])})
                 for h in sorted(self.setup.retrains) if since < h <= hour]
 
@@ -371,9 +357,9 @@ class PaperLoop:
         report = d.to_info()
         if pre is not None:
             report["interventions"].insert(0, pre.to_dict())
-        return jsonable({
+        return json_safe({
             **signal_snapshot(env.core, t, env.market.assets),
-            "t": t, "hour": int(env.market.timestamps[t]), "obs_hash": content_hash(jsonable(obs)),
+            "t": t, "hour": int(env.market.timestamps[t]), "obs_hash": content_hash(json_safe(obs)),
             "action": action, "proposal": proposal, "target": d.target, "weights": weights[0],
             "hold": bool(hold[0]), "urgency": urgency, "current": snap.weights, "risk": report,
             "projector": projector.state_dict(), "policy": policy_state(policy),
@@ -386,9 +372,9 @@ class PaperLoop:
         previous decided hour report the exchange down / up to the kill switch; an operator's
         ``reactivate`` event recorded for this hour is the only way out of the kill switch.
         """
-        decided = [r["hour"] for r in self.store.ledger_rows() if r["hour"] < hour]
-        since = decided[-1] if decided else None
-        for rec in self.store.audit_records():
+        since = self.store.decided_before(hour)
+        records = self.store.audit_records()
+        for rec in records:
             if rec.kind not in ("kill_switch", "fault") or rec.hour > hour or (since is not None and rec.hour <= since):
                 continue
             p = rec.payload_obj()
@@ -396,7 +382,7 @@ class PaperLoop:
                 projector.kill_switch.report_exchange_down(str(p["reasons"][0]), rec.hour)
             elif rec.kind == "fault" and p.get("feed") == "up":
                 projector.kill_switch.report_exchange_up()
-        for rec in self.store.audit_records():
+        for rec in records:
             if rec.kind != "reactivate" or rec.hour != hour:
                 continue
             p = rec.payload_obj()
@@ -445,7 +431,7 @@ def concat_markets(a: MarketData, b: MarketData) -> MarketData:
 
 def market_hash(market: MarketData) -> str:
     """Content hash of a market's bars (what the start event pins for the history)."""
-    return content_hash(jsonable({"t": market.timestamps, "o": market.open, "h": market.high, "l": market.low,
+    return content_hash(json_safe({"t": market.timestamps, "o": market.open, "h": market.high, "l": market.low,
                                   "c": market.close, "v": market.volume, "tr": market.tradable}))
 
 
@@ -544,10 +530,10 @@ def risk_state(decision: dict[str, Any], account: AccountState, hour: int) -> Ri
         ladder_level=int(r["ladder_level"]), peak_equity=D(account.peak_equity),
         kill_switch_engaged=engaged,
         kill_switch_trigger=",".join(ks.get("reasons") or ["unknown"]) if engaged else None,
-        kill_switch_since=_since(decision, hour) if engaged else None, halted=bool(r["halt"]), detail=jsonable(detail),
+        kill_switch_since=_since(decision, hour) if engaged else None, halted=bool(r["halt"]), detail=json_safe(detail),
     )
 
 
 __all__ = ["HourOutcome", "PaperLoop", "PaperSetup", "concat_markets", "decision_config", "execute", "feed_outage",
-           "jsonable",
+
            "market_hash", "orders_of", "risk_state"]

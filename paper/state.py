@@ -396,6 +396,11 @@ class StateStore:
             for h, c, e, f, p, m in rows.fetchall()
         ]
 
+    def decided_before(self, hour: int | datetime) -> int | None:
+        """The last hour before ``hour`` with committed books (a decided hour, not a missed one), or None."""
+        row = self._conn.execute("SELECT MAX(hour) FROM ledger WHERE hour < ?", (as_hour(hour),)).fetchone()
+        return None if row[0] is None else int(row[0])
+
     def audit_records(self) -> list[AuditRecord]:
         rows = self._conn.execute(
             "SELECT seq, hour, kind, terminal, wall_time, state_hash, payload, prev_hash, hash FROM audit ORDER BY seq"
