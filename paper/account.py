@@ -38,6 +38,15 @@ def account_from_dict(d: dict[str, Any]) -> AccountState:
     )
 
 
+def expire_hours(ring: np.ndarray, volume: float, hours: int, gap: int) -> tuple[np.ndarray, float]:
+    """The 30-day traded-volume ring and its sum after ``gap`` hours that traded nothing (a copy)."""
+    ring = np.asarray(ring, dtype=np.float64).copy()
+    for h in range(hours, hours + gap):
+        volume -= ring[h % FEE_WINDOW]
+        ring[h % FEE_WINDOW] = 0.0
+    return ring, max(volume, 0.0)
+
+
 def remark_after_gap(s: AccountState, market: MarketData, t: int, gap: int) -> AccountState:
     """The account after ``gap`` hours the process was down, deciding at bar ``t``: never filled retroactively.
 
@@ -45,17 +54,13 @@ def remark_after_gap(s: AccountState, market: MarketData, t: int, gap: int) -> A
     at the close of bar ``t`` (last known price where it has none), and the traded-volume ring
     expires the skipped hours as if they traded nothing.
     """
-    ring = np.asarray(s.traded_window, dtype=np.float64).copy()
-    vol = float(s.volume_30d)
-    for h in range(s.hours, s.hours + gap):
-        vol -= ring[h % FEE_WINDOW]
-        ring[h % FEE_WINDOW] = 0.0
+    ring, vol = expire_hours(s.traded_window, float(s.volume_30d), s.hours, gap)
     close = market.close[: t + 1]
     marks = np.array([c[np.isfinite(c)][-1] if np.isfinite(c).any() else 0.0 for c in close.T])
     equity = float(s.cash + np.sum(np.asarray(s.units) * marks))
     n = len(s.units)
     return AccountState(s.cash, np.asarray(s.units).copy(), np.zeros(n), np.zeros(n), np.zeros(n, np.int64), equity,
-                        max(float(s.peak_equity), equity), max(vol, 0.0), ring, s.hours + gap, s.last_trade)
+                        max(float(s.peak_equity), equity), vol, ring, s.hours + gap, s.last_trade)
 
 
 def policy_state(policy: Any) -> dict[str, Any]:
@@ -80,5 +85,6 @@ def check_policy_supported(policy: Any) -> None:
                          f"the loop cannot persist across restarts (supported: {POLICY_STATE_KEYS})")
 
 
-__all__ = ["account_from_dict", "account_to_dict", "check_policy_supported", "load_policy_state", "policy_state",
+__all__ = ["account_from_dict", "account_to_dict", "check_policy_supported", "expire_hours", "load_policy_state",
+           "policy_state",
            "remark_after_gap"]

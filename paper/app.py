@@ -438,15 +438,15 @@ def fee_volume(prev: tuple[int, dict[str, Any]] | None, hour: int, credit: float
     (`paper.account.remark_after_gap`), plus what is left of the pre-run credit ``fee_volume_30d``.
     """
     from envs.execution.kernels import FEE_WINDOW
+    from paper.account import expire_hours
 
     window, hours = 0.0, 0
     if prev is not None:
         last, account = prev
-        ring, window, hours = list(account["traded_window"]), float(account["volume_30d"]), int(account["hours"])
-        for h in range(hours, hours + (hour - last) // HOUR_S - 1):
-            window -= ring[h % FEE_WINDOW]
-            ring[h % FEE_WINDOW] = 0.0
-        window, hours = max(window, 0.0), hours + (hour - last) // HOUR_S - 1
+        gap = (hour - last) // HOUR_S - 1
+        _, window = expire_hours(np.array(account["traded_window"]), float(account["volume_30d"]),
+                                 int(account["hours"]), gap)
+        hours = int(account["hours"]) + gap
     before = FEE_WINDOW - hours
     return window + credit * before / FEE_WINDOW if before > 0 else window
 
