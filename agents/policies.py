@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.prior import PriorAllocation, StrategicPrior
 from agents.training import frozen_policy, load_level
 from agents.vec import gap_action
 from agents.views import ViewBuilder
@@ -86,7 +87,7 @@ class HierarchicalPolicy(_Trained):
 
     def __init__(self, folder: str | Path | None, algo: str = "ppo", every_hours: int = 24,
                  executor: str = "tactical", name: str = "policy", *,
-                 levels: Mapping[str, Level] | None = None) -> None:
+                 levels: Mapping[str, Level] | None = None, prior: StrategicPrior | None = None) -> None:
         super().__init__()
         if executor not in EXECUTORS:
             raise ValueError(f"executor: expected one of {EXECUTORS}, got {executor!r}")
@@ -99,18 +100,32 @@ class HierarchicalPolicy(_Trained):
         model, norm = level("strategic")
         self._strategic = frozen_policy(model, norm)
         self._n_model = int(model.action_space.shape[0]) - 1  # type: ignore[index]
+        self._view_shape = tuple(model.observation_space["assets"].shape)  # type: ignore[index]
         self._tactical = None
         if executor == "tactical":
             self._tactical = frozen_policy(*level("tactical"))
         self.phase = 0
         self.target = np.zeros(0)
+        # what the strategic model was trained to tilt (agent.prior): given, or saved with the model
+        saved = None if "strategic" in given else StrategicPrior.load(Path(str(folder)) / "strategic")
+        if prior is not None and saved is not None and prior != saved:
+            raise ValueError(f"HierarchicalPolicy: prior {prior} given, the strategic model was trained with {saved}")
+        self.prior = prior or saved or StrategicPrior("none")
+        self.allocation: PriorAllocation | None = None
 
     def _on_bind(self, base: Any) -> None:
         if self._n_model != self.n_assets:
             raise ValueError(f"HierarchicalPolicy: trained on {self._n_model} assets, env has {self.n_assets}")
         if self.executor == "tactical" and not self.execution:
             raise ValueError("HierarchicalPolicy(executor='tactical'): make the env with action_mode='execution'")
-        self.strategic_view = ViewBuilder("strategic", self.core)
+        self.allocation = self.prior.allocation(self.core)
+        self.strategic_view = ViewBuilder("strategic", self.core,
+                                          None if self.allocation is None else self.allocation.weights)
+        shape = tuple(self.strategic_view.space["assets"].shape)  # type: ignore[arg-type]
+        if shape != self._view_shape:
+            raise ValueError(f"HierarchicalPolicy: the strategic model sees per-asset views of shape "
+                             f"{self._view_shape}, prior={self.prior.kind!r} builds {shape}: pass the prior it was "
+                             "trained with (agent.prior)")
         self.tactical_view = ViewBuilder("tactical", self.core)
         self.base = base
 
@@ -126,6 +141,8 @@ class HierarchicalPolicy(_Trained):
         scores = np.zeros(n + 1)
         if decide:
             scores = self._strategic(self.strategic_view.build(_ROW))[0]
+            if self.allocation is not None:  # a residual action: the tilt on the prior at this bar
+                scores = self.allocation.env_actions(self.core.ledger.t[_ROW], scores[None, :])[0]
             self.target = np.asarray(self.base.action_to_weights(scores), dtype=np.float64)
         if self._tactical is None:  # stage 1's rule: the raw action at the decision hour, then hold
             action = scores

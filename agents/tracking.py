@@ -67,7 +67,7 @@ class PolicyTracker(Tracker):
         with self._active():
             info = mlflow.pyfunc.log_model(
                 name="policy",
-                python_model=cls(agent.algo, n_assets, n_features("strategic")),
+                python_model=cls(agent.algo, n_assets, n_features("strategic", agent.strategic_prior.active)),
                 artifacts={"strategic": str(models / "strategic")},
                 pip_requirements=["numpy", "torch", "stable-baselines3"],
                 registered_model_name=register_name,

@@ -47,6 +47,7 @@ from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
 from agents.extractor import AssetSetExtractor
+from agents.prior import StrategicPrior
 from agents.vec import LevelVecEnv, TacticalReward
 from envs.config_mapping import MappingConfig
 from envs.errors import ConfigError
@@ -96,6 +97,10 @@ class AgentConfig(MappingConfig):
     tactical_shortfall: float = 1.0  # lambda_is
     tactical_tracking: float = 0.002  # lambda_te
     halt_penalty: float = 0.0  # charged (in log-growth units) when the ladder's halt ends an episode
+    prior: str = "topk"  # none | topk: the strategic action is a tilt on the top-k predictor allocation
+    prior_k: int = 3
+    prior_signal: str = "meta_h24_exp_return"
+    prior_scale: float = 0.5
     norm_reward: bool = True
     checkpoint_every: int = 10_000  # agent steps between checkpoints (per level)
     threads: int = 1  # torch threads: 1 keeps runs bit-for-bit reproducible on any machine
@@ -134,6 +139,12 @@ class AgentConfig(MappingConfig):
             )
         if not self.hierarchical and not self.train_flat:
             raise ConfigError("agent: hierarchical=false and train_flat=false trains nothing")
+        _ = self.strategic_prior  # validates the prior keys
+
+    @property
+    def strategic_prior(self) -> StrategicPrior:
+        """What the strategic action is a residual on (`agents.prior`)."""
+        return StrategicPrior(self.prior, self.prior_k, self.prior_signal, float(self.prior_scale))
 
     @property
     def flat_budget(self) -> int:
@@ -341,7 +352,8 @@ def train_level(
         return LevelResult(level, folder, 0, 0, 0.0, 0.0, resumed_from=start[1])
     set_random_seed(cfg.seed)
     reward = TacticalReward(cfg.tactical_shortfall, cfg.tactical_tracking)
-    base = LevelVecEnv(make_inner(), level, cfg.every_hours, strategic, reward, cfg.halt_penalty)
+    base = LevelVecEnv(make_inner(), level, cfg.every_hours, strategic, reward, cfg.halt_penalty,
+                       cfg.strategic_prior)
     base.seed(cfg.seed)
     timer = EnvTimer(base)
     monitored = VecMonitor(base)
@@ -367,6 +379,8 @@ def train_level(
                 tb_log_name=level)
     wall = time.perf_counter() - t0
     save_level(model, folder, chash)
+    if level == "strategic":
+        cfg.strategic_prior.save(folder)
     # what SB3 ran: PPO finishes whole rollouts, so it may take more steps than asked for
     ran = int(model.num_timesteps) - resumed
     return LevelResult(level, folder, ran, base.env_hours, wall, timer.env_seconds, resumed)

@@ -17,6 +17,9 @@ Three levels (the observations are `agents.views`):
   the target (the env's mapping of the action) is sent with the fixed execution rule of
   stage 1 (close the whole gap with the env's limit-first orders); the next K-1 hours send
   "keep" (no new orders). The reward is the sum of the hourly log growths: log(E_end/E_start).
+  With a `agents.prior.StrategicPrior` (``prior``), the agent's action is a tilt on the
+  predictor's top-k allocation, mapped to the env action by `PriorAllocation.env_actions`
+  at the decision bar (the tactical level's frozen allocator too).
 - ``tactical``: one agent step = one hour, under a frozen strategic policy that sets the
   target every K hours. The action is ``(2N,)`` in [-1, 1]: ``frac_i = (a_i + 1) / 2`` of
   the gap to the target is sent now, and (env ``action_mode="execution"``) ``a_{N+i} > 0``
@@ -45,6 +48,7 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
+from agents.prior import StrategicPrior
 from agents.views import ViewBuilder
 from envs.numba_utils import JIT, njit
 
@@ -124,6 +128,7 @@ class LevelVecEnv(VecEnv):
         strategic: StrategicFn | None = None,
         reward: TacticalReward = TacticalReward(),
         halt_penalty: float = 0.0,
+        prior: StrategicPrior | None = None,
     ) -> None:
         base = inner.unwrapped
         if getattr(base, "autoreset_mode", None) is None or str(base.autoreset_mode).lower().find("disabled") < 0:
@@ -151,8 +156,10 @@ class LevelVecEnv(VecEnv):
         self.level, self.every_hours, self.strategic, self.reward_weights = level, int(every_hours), strategic, reward
         self.n_assets = n = int(base.n_assets)
         self.execution = getattr(base.config, "action_mode", "weights") == "execution"
-        self.view = ViewBuilder(level, self.core)
-        self.strategic_view = ViewBuilder("strategic", self.core) if level == "tactical" else None
+        self.prior = prior.allocation(self.core) if prior is not None and level != "flat" else None
+        prior_weights = None if self.prior is None else self.prior.weights
+        self.view = ViewBuilder(level, self.core, prior_weights if level == "strategic" else None)
+        self.strategic_view = ViewBuilder("strategic", self.core, prior_weights) if level == "tactical" else None
         if level == "tactical":
             action_space = spaces.Box(-1.0, 1.0, (2 * n,), np.float32)
         else:
@@ -190,7 +197,7 @@ class LevelVecEnv(VecEnv):
             raise RuntimeError("step_wait() without step_async()")
         self._actions = None
         if self.level == "strategic":
-            return self._step_strategic(actions)
+            return self._step_strategic(self._env_actions(self._rows, actions))
         if self.level == "tactical":
             return self._step_tactical(actions)
         _, rew, term, trunc, infos = self._hour(actions)
@@ -226,6 +233,12 @@ class LevelVecEnv(VecEnv):
         self.env_hours += 1
         return self.inner.step(env_actions)  # type: ignore[no-any-return]
 
+    def _env_actions(self, rows: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """The env actions of strategic ``actions`` of ``rows``: as they are, or the residual on the prior."""
+        if self.prior is None:
+            return actions
+        return self.prior.env_actions(self.core.ledger.t[rows], actions)
+
     def _new_targets(self, rows: np.ndarray) -> None:
         """The frozen strategic policy sets the target of ``rows`` (tactical level)."""
         if rows.size == 0:
@@ -233,7 +246,7 @@ class LevelVecEnv(VecEnv):
         assert self.strategic is not None and self.strategic_view is not None
         act = np.asarray(self.strategic(self.strategic_view.build(rows)), dtype=np.float64).reshape(rows.size, -1)
         full = np.zeros((self.num_envs, self.n_assets + 1))
-        full[rows] = act
+        full[rows] = self._env_actions(rows, act)
         weights = np.asarray(self.base.action_to_weights(full))
         self.target[rows] = weights[rows]
         t = self.core.ledger.t[rows]

@@ -11,7 +11,8 @@ saw in training. Every input is causal: row ``t`` uses bars ``<= t`` (contract 1
   (`slow_panel`: 24 h and 7-day volatility-scaled log returns, log ratio of 24 h to
   30-day volatility), the meta-learner's 24 h ``p_up - 0.5`` and expected return, the
   four regime probabilities, the prediction-available flag, ``tradable`` and the current
-  weight; portfolio: cash weight, drawdown.
+  weight (with a residual strategic action, `agents.prior`, one more column: the prior's
+  weight); portfolio: cash weight, drawdown.
 - **tactical** (hourly executor): per asset the gap to the strategic target, the target,
   the current weight, the env's four hourly features, the 1 h and 4 h meta predictions,
   the available flag and ``tradable``; portfolio: cash weight, drawdown, hours since the
@@ -101,10 +102,10 @@ def _centre_p_up(block: np.ndarray, names: Sequence[str]) -> None:
             block[:, :, j] = np.where(block[:, :, -1] > 0, block[:, :, j] - 0.5, 0.0)
 
 
-def n_features(level: str) -> int:
-    """Per-asset feature count of a level's view."""
+def n_features(level: str, prior: bool = False) -> int:
+    """Per-asset feature count of a level's view (``prior``: the strategic view's prior-weight column)."""
     if level == "strategic":
-        return len(SLOW_FEATURES) + len(STRATEGIC_SIGNALS) + 1 + 2
+        return len(SLOW_FEATURES) + len(STRATEGIC_SIGNALS) + 1 + 2 + int(prior)
     if level == "tactical":
         return 3 + len(HOURLY_FEATURES) + len(TACTICAL_SIGNALS) + 1 + 1
     if level == "flat":
@@ -116,11 +117,11 @@ def n_portfolio(level: str) -> int:
     return 3 if level == "tactical" else 2
 
 
-def view_space(level: str, n_assets: int) -> spaces.Dict:
+def view_space(level: str, n_assets: int, prior: bool = False) -> spaces.Dict:
     """The observation space of a level's view for ``n_assets`` assets."""
     return spaces.Dict(
         {
-            "assets": spaces.Box(-CLIP, CLIP, (n_assets, n_features(level)), np.float32),
+            "assets": spaces.Box(-CLIP, CLIP, (n_assets, n_features(level, prior)), np.float32),
             "portfolio": spaces.Box(-CLIP, CLIP, (n_portfolio(level),), np.float32),
         }
     )
@@ -136,16 +137,19 @@ class ViewBuilder:
     are element-wise), at the cost of T x N x F x 4 bytes of memory.
     """
 
-    def __init__(self, level: str, core: Any) -> None:
+    def __init__(self, level: str, core: Any, prior: np.ndarray | None = None) -> None:
         if level not in LEVELS:
             raise ValueError(f"level: expected one of {LEVELS}, got {level!r}")
+        if prior is not None and level != "strategic":
+            raise ValueError(f"prior: only the strategic view has a prior-weight column, not {level!r}")
         self.level, self.core = level, core
+        self.prior = prior  # (T, N) the residual action's prior weights (`agents.prior`), or None
         self.slow = slow_panel(core.market)
         names = {"strategic": STRATEGIC_SIGNALS, "tactical": TACTICAL_SIGNALS, "flat": FLAT_SIGNALS}[level]
         self.signal_names = names
         self.idx, self.flag = signal_columns(core, names)
         self.tradable = np.asarray(core.market.tradable, dtype=np.float32)
-        self.space = view_space(level, core.market.n_assets)
+        self.space = view_space(level, core.market.n_assets, prior is not None)
         self.static = self._static_panel()
 
     def _static_panel(self) -> np.ndarray:
@@ -157,6 +161,8 @@ class ViewBuilder:
         trad = self.tradable[:, :, None]
         if self.level == "strategic":
             parts = [self.slow, sig, trad]
+            if self.prior is not None:
+                parts.append(np.asarray(self.prior, dtype=np.float32)[:, :, None])
         elif self.level == "flat":
             parts = [core.features[:, :, :4], self.slow, sig, trad]
         else:

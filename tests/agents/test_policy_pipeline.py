@@ -204,6 +204,7 @@ def test_evaluation_replays_the_training_env_bit_for_bit(trained: dict[str, Path
     from agents.envs import evaluation_env
     from agents.pipeline import Period, prediction_store, store_signals
     from agents.policies import HierarchicalPolicy
+    from agents.prior import StrategicPrior
     from agents.training import frozen_policy, load_level
     from agents.vec import LevelVecEnv
     from envs.config import EnvConfig
@@ -233,8 +234,10 @@ def test_evaluation_replays_the_training_env_bit_for_bit(trained: dict[str, Path
     inner = RiskVectorWrapper(KrakenSpotVectorEnv(1, market=market, config=vcfg, signals=signals, signal_names=names,
                                                   autoreset_mode="disabled"), limits)
     strategic = frozen_policy(*load_level(run / "models" / "strategic", "ppo"))
+    prior = StrategicPrior.load(run / "models" / "strategic")  # the residual's prior, saved with the model
+    assert prior.kind == "topk"  # the default agent config's
     if level == "strategic":
-        venv = LevelVecEnv(inner, "strategic", 24)
+        venv = LevelVecEnv(inner, "strategic", 24, prior=prior)
         obs = venv.reset()
         equity = []
         for _ in range(hours // 24):
@@ -244,7 +247,7 @@ def test_evaluation_replays_the_training_env_bit_for_bit(trained: dict[str, Path
         np.testing.assert_array_equal(equity, ev.equity[24::24])
     else:
         tactical = frozen_policy(*load_level(run / "models" / "tactical", "ppo"))
-        venv = LevelVecEnv(inner, "tactical", 24, strategic=strategic)
+        venv = LevelVecEnv(inner, "tactical", 24, strategic=strategic, prior=prior)
         obs = venv.reset()
         equity = []
         for _ in range(hours):
