@@ -8,7 +8,9 @@ same function the training vector envs call. Normalisation statistics are the on
 with each model, frozen (``training=False``).
 
 - `FlatPolicy`: the single-level ablation, one env action per hour.
-- `HierarchicalPolicy`: the strategic model sets a target every K hours; the executor is
+- `HierarchicalPolicy`: the strategic model sets a target every K hours (its action a tilt
+  on the predictor prior it was trained with, `agents.prior`: ``prior.json`` next to a saved
+  model, or ``prior=`` for a model held in memory); the executor is
   the trained tactical model (``executor="tactical"``: the env must run with
   ``action_mode="execution"``) or the fixed stage-1 rule (``executor="fixed"``: send the
   target at the decision hour, then hold).

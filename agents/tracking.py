@@ -14,7 +14,8 @@ def _policy_model() -> Any:
     """An ``mlflow.pyfunc.PythonModel`` serving the hierarchical policy's strategic level.
 
     Input: one flattened strategic view per row (``assets`` (N*F) then ``portfolio``);
-    output: the strategic action (N+1 scores). Built lazily so importing this module does
+    output: the strategic action (N+1 scores; with ``agent.prior=topk`` the tilt on the prior,
+    whose settings are in the artifact's ``prior.json``). Built lazily so importing this module does
     not import mlflow.pyfunc.
     """
     import mlflow.pyfunc

@@ -151,8 +151,7 @@ def _run_policy(run: Path, run_cfg: Any, market: MarketData,
     signals, names = store_signals(store, market, plain["horizons"])
     executor = agent.executor
     mode = "execution" if executor == "tactical" else "weights"
-    policy = HierarchicalPolicy(run / "models", agent.algo, agent.every_hours, executor, name="policy",
-                                prior=agent.strategic_prior)
+    policy = HierarchicalPolicy(run / "models", agent.algo, agent.every_hours, executor, name="policy")
     return policy, mode, signals, names, retrain_schedule(store.folds, store.key)
 
 

@@ -288,7 +288,7 @@ def _evaluate_runs(cfg: DictConfig, runs: list[Path], rollout: Any, results: dic
         if agent.hierarchical:
             mode = "execution" if executor == "tactical" else "weights"
             pol = HierarchicalPolicy(run / "models", agent.algo, agent.every_hours, executor,
-                                     name=f"policy_s{agent.seed}", prior=agent.strategic_prior)
+                                     name=f"policy_s{agent.seed}")
             entry["policy"] = rollout(pol, mode)
         if agent.train_flat and (run / "models" / "flat" / "model.zip").is_file():
             entry["flat_ppo"] = rollout(FlatPolicy(run / "models" / "flat", agent.algo, name=f"flat_ppo_s{agent.seed}"))

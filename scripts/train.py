@@ -158,8 +158,8 @@ def _live_policy(agent: AgentConfig, level: str, current: tuple[Any, Any], model
     if level == "strategic":  # the tactical level does not exist yet: the stage-1 execution rule
         return HierarchicalPolicy(None, agent.algo, agent.every_hours, "fixed", levels={"strategic": current},
                                   prior=agent.strategic_prior), "weights"
-    return HierarchicalPolicy(models, agent.algo, agent.every_hours, "tactical", levels={"tactical": current},
-                              prior=agent.strategic_prior), "execution"
+    return HierarchicalPolicy(models, agent.algo, agent.every_hours, "tactical", levels={"tactical": current}), \
+        "execution"
 
 
 def run_key(plain: dict[str, Any]) -> str:
@@ -188,8 +188,7 @@ def _validate(agent: AgentConfig, market: MarketData, signals: Any, names: Any, 
     policies: list[tuple[Any, str]] = []
     if agent.hierarchical:
         mode = "execution" if agent.executor == "tactical" else "weights"
-        policies.append((HierarchicalPolicy(models, agent.algo, agent.every_hours, agent.executor,
-                                            prior=agent.strategic_prior), mode))
+        policies.append((HierarchicalPolicy(models, agent.algo, agent.every_hours, agent.executor), mode))
     if agent.train_flat:
         policies.append((FlatPolicy(models / "flat", agent.algo), "weights"))
     bars = market.timestamps[val_p.start : val_p.end + 1]

@@ -142,3 +142,27 @@ def test_evaluation_maps_actions_like_training_and_refuses_another_prior(market,
     assert np.abs(tilt).max() > 0  # a real tilt, not the prior alone
     with pytest.raises(ValueError, match="prior"):
         HierarchicalPolicy(None, executor="fixed", levels={"strategic": level}).bind(env2)
+
+
+def test_a_saved_model_brings_its_prior_and_a_bad_prior_file_is_refused(market, signals, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from agents.training import save_level
+
+    cfg = AgentConfig(prior="topk", prior_k=2, prior_scale=0.25, n_envs=1, episode_hours=48)
+    inner = RiskVectorWrapper(KrakenSpotVectorEnv(1, market=market, window=24, episode_hours=48, signals=signals,
+                                                  signal_names=NAMES, autoreset_mode="disabled"), "spec_a")
+    venv = VecNormalize(LevelVecEnv(inner, "strategic", prior=cfg.strategic_prior), norm_reward=False)
+    folder = tmp_path / "models" / "strategic"
+    save_level(make_model(cfg, venv, "strategic", None), folder)
+    assert StrategicPrior.load(folder) == StrategicPrior("none")  # no prior.json: a model from before priors
+    cfg.strategic_prior.save(folder)
+    assert StrategicPrior.load(folder) == StrategicPrior("topk", 2, "meta_h24_exp_return", 0.25)
+    env = RiskWrapper(KrakenSpotEnv(market=market, window=24, episode_hours=60, start_mode="fixed", signals=signals,
+                                    signal_names=NAMES), "spec_a")
+    policy = HierarchicalPolicy(tmp_path / "models", executor="fixed")
+    r = run_policy(env, policy, seed=0, options={"start": 300}, max_steps=2)
+    assert policy.prior.scale == 0.25 and r.n_steps == 2
+    with pytest.raises(ValueError, match="trained with"):
+        HierarchicalPolicy(tmp_path / "models", executor="fixed", prior=StrategicPrior("topk", k=3))
+    (folder / "prior.json").write_text('{"kind": "topk", "k": "three"}')
+    with pytest.raises(ConfigError, match=r"prior\.json"):
+        HierarchicalPolicy(tmp_path / "models", executor="fixed")
