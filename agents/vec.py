@@ -167,6 +167,8 @@ class LevelVecEnv(VecEnv):
         self.phase = np.zeros(self.num_envs, dtype=np.int64)
         self.asset_index = {a: i for i, a in enumerate(base.market.assets)}
         self.env_hours = 0  # hourly env steps taken (all rows together count once)
+        # strategic level: run the hours between events in one compiled call (False: hour by hour, same results)
+        self.fast_hours = True
 
     # ------------------------------------------------------------ SB3 API
     def reset(self) -> dict[str, np.ndarray]:  # type: ignore[override]
@@ -240,6 +242,12 @@ class LevelVecEnv(VecEnv):
         self.arrival[rows] = self.core.arrays.mark[t]
 
     def _step_strategic(self, actions: np.ndarray) -> Any:
+        """K hours: ``actions`` (B, N+1 env actions) at the first, "keep" after; rows that end idle till the last.
+
+        Hours in which nothing ends and no risk rule needs its audited Python path run many at a
+        time in one compiled call (`RiskVectorWrapper.run_hours`, `risk.hours`); the others go
+        through `_hour` as before. Both give the same rewards and states bit for bit.
+        """
         n_env = self.num_envs
         total = np.zeros(n_env)
         done = np.zeros(n_env, dtype=bool)
@@ -249,10 +257,21 @@ class LevelVecEnv(VecEnv):
         last_infos: list[dict[str, Any]] = [{} for _ in range(n_env)]
         keep = np.zeros_like(actions)
         infos: dict[str, Any] = {}
-        for k in range(self.every_hours):
+        run_hours = getattr(self.inner, "run_hours", None) if self.fast_hours else None
+        k, last_fast = 0, False
+        while k < self.every_hours:
+            if run_hours is not None:
+                ran = run_hours(actions if k == 0 else None, self.every_hours - k, ~done, total)
+                self.env_hours += ran
+                k += ran
+                last_fast = ran > 0
+                if k == self.every_hours:
+                    break
             act = actions if k == 0 else keep
             some_done = bool(done.any())  # rows that ended earlier in this step idle (and earn nothing)
             _, rew, term, trunc, infos = self._hour(np.where(done[:, None], 0.0, act) if some_done else act)
+            last_fast = False
+            k += 1
             ended = np.asarray(term) | np.asarray(trunc)
             if some_done:
                 live = ~done
@@ -269,6 +288,8 @@ class LevelVecEnv(VecEnv):
                 trunc_out |= ended & np.asarray(trunc) & ~np.asarray(term)
                 done |= ended
                 self.inner.reset(options={"reset_mask": ended})
+        if last_fast:  # the last hour ran compiled: its info, as `_hour` would have returned it
+            infos = self.base.last_info()
         if not done.all():  # the others': the last hour's
             for row, info in zip(np.flatnonzero(~done).tolist(), _row_infos(infos, ~done), strict=True):
                 last_infos[row] = info
