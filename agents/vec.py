@@ -167,7 +167,8 @@ class LevelVecEnv(VecEnv):
         self.phase = np.zeros(self.num_envs, dtype=np.int64)
         self.asset_index = {a: i for i, a in enumerate(base.market.assets)}
         self.env_hours = 0  # hourly env steps taken (all rows together count once)
-        # strategic level: run the hours between events in one compiled call (False: hour by hour, same results)
+        # hours in which nothing needs the wrappers' Python path run compiled, the strategic level's many
+        # at a time (`risk.hours`); False: every hour through the wrappers (the same results)
         self.fast_hours = True
 
     # ------------------------------------------------------------ SB3 API
@@ -195,7 +196,7 @@ class LevelVecEnv(VecEnv):
             return self._step_strategic(actions)
         if self.level == "tactical":
             return self._step_tactical(actions)
-        _, rew, term, trunc, infos = self._hour(actions)
+        rew, term, trunc, infos = self._one_hour(actions)
         return self._finish(rew, term, trunc, infos)
 
     def close(self) -> None:
@@ -227,6 +228,17 @@ class LevelVecEnv(VecEnv):
     def _hour(self, env_actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         self.env_hours += 1
         return self.inner.step(env_actions)  # type: ignore[no-any-return]
+
+    def _one_hour(self, env_actions: np.ndarray) -> tuple[np.ndarray, Any, Any, dict[str, Any]]:
+        """One hour of the hourly levels: compiled (`RiskVectorWrapper.run_hours`) when nothing in it
+        needs the wrappers' Python path, else `_hour`; the same rewards, flags, infos and states."""
+        run_hours = getattr(self.inner, "run_hours", None) if self.fast_hours else None
+        if run_hours is not None and run_hours(env_actions, 1):
+            self.env_hours += 1
+            none = np.zeros(self.num_envs, dtype=bool)
+            return self.inner.hour_rewards[0].copy(), none, none.copy(), self.base.last_info()
+        _, rew, term, trunc, infos = self._hour(env_actions)
+        return rew, term, trunc, infos
 
     def _new_targets(self, rows: np.ndarray) -> None:
         """The frozen strategic policy sets the target of ``rows`` (tactical level)."""
@@ -304,7 +316,7 @@ class LevelVecEnv(VecEnv):
         if self.execution:
             env_action = np.concatenate([env_action, actions[:, n:]], axis=1)
         eq_before = led.equity.copy()
-        _, rew, term, trunc, infos = self._hour(env_action)
+        rew, term, trunc, infos = self._one_hour(env_action)
         rew = np.array(rew, dtype=np.float64, copy=True)
         w_after = led.w
         rw = self.reward_weights

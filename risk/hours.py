@@ -217,10 +217,13 @@ class HourRunner:
         self.save = (np.zeros_like(led.fst), np.zeros_like(led.ist), np.zeros_like(led.pos), np.zeros_like(led.age),
                      np.zeros(b), np.zeros_like(led.w), np.zeros_like(led.pf))
         self._entry: Any = None
+        self._no_rewards = np.zeros((0, b))
+        self.rewards = self._no_rewards  # (hours, B) log-growth rewards of the last `run`
 
-    def run(self, first: np.ndarray | None, hours: int, live: np.ndarray, total: np.ndarray) -> int:
+    def run(self, first: np.ndarray | None, hours: int, live: np.ndarray | None, total: np.ndarray | None) -> int:
         """Run up to ``hours`` hours (hour 0 sends ``first``, (B, W) env actions, or "keep" if None);
-        adds each hour's log-growth reward to ``total`` where ``live``; returns the hours run."""
+        returns the hours run. Their log-growth rewards are ``rewards`` (hours run, B), and are
+        added to ``total`` where ``live`` when both are given."""
         projectors = self.batch.projectors
         ladders = [p.ladder for p in projectors]
         switches = [p.kill_switch for p in projectors]
@@ -240,6 +243,7 @@ class HourRunner:
         if entry is None:
             entry = self._entry = compiled_entry(run_hours_kernel, args)
         ran = int(entry(*args))
+        self.rewards = self._no_rewards
         if ran == 0:
             return 0
         for ladder, p in zip(ladders, self.held_peak.tolist(), strict=True):  # what BatchProjector.project commits
@@ -249,7 +253,9 @@ class HourRunner:
                 ks.active = []
         # BatchCore.step's log, in numpy, on a strided column like its ``of[:, O_RATIO]``
         logs = np.log(self._ratios[: ran * b, E.O_RATIO])
-        add_hours(logs, b, np.asarray(live, dtype=np.bool_), total)
+        self.rewards = logs.reshape(ran, b)
+        if total is not None and live is not None:
+            add_hours(logs, b, np.asarray(live, dtype=np.bool_), total)
         return ran
 
 

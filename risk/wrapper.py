@@ -348,18 +348,21 @@ class RiskVectorWrapper(VectorWrapper):
         self._ended = terms | np.asarray(truncs, dtype=bool)
         return obs, rewards, terms, truncs, infos
 
-    def run_hours(self, first: np.ndarray | None, hours: int, live: np.ndarray, total: np.ndarray) -> int:
+    def run_hours(self, first: np.ndarray | None, hours: int, live: np.ndarray | None = None,
+                  total: np.ndarray | None = None) -> int:
         """Up to ``hours`` steps in one compiled call (`risk.hours`); returns how many ran (0 to ``hours``).
 
-        Step 0 sends the (num_envs, W) env actions ``first`` (None: all zeros, "keep": no new
-        orders), the later steps send zeros. Each step's reward is added to ``total`` (num_envs,)
-        where ``live``, in step order. It stops before the first step that `step` would treat
-        specially (a trigger, halt, exchange down, an episode end: see `risk.hours`); the caller
-        then makes that step with `step`, which gives the same results, and may call again.
-        The steps it runs produce no infos (``infos["risk"]``, fills): for callers that would
-        discard them (`agents.vec.LevelVecEnv`); afterwards the env's ``last_info()`` is the last
-        step's. Returns 0 at once where the batched path does not apply (no `BatchProjector`,
-        projectors changed, a sub-env waiting for its reset, another reward than plain log growth).
+        Step 0 sends the (num_envs, W) env actions ``first`` (None: all zeros, "keep"), the
+        later steps send zeros. The steps' rewards are ``hour_rewards`` (steps run, num_envs);
+        with ``total`` (num_envs,) and ``live`` (bool mask) given, each step's reward is also
+        added to ``total`` where ``live``, in step order. It stops before the first step that
+        `step` would treat specially (a trigger, halt, exchange down, an episode end: see
+        `risk.hours`); the caller then makes that step with `step`, which gives the same
+        results, and may call again. The steps it runs produce no infos (``infos["risk"]``,
+        fills): for callers that would discard them (`agents.vec.LevelVecEnv`); afterwards the
+        env's ``last_info()`` is the last step's. Returns 0 at once where the batched path does
+        not apply (no `BatchProjector`, projectors changed, a sub-env waiting for its reset,
+        another reward than plain log growth).
         """
         batch, base = self._batch, self._base
         if first is not None:
@@ -377,6 +380,11 @@ class RiskVectorWrapper(VectorWrapper):
             runner = self._hours = HourRunner(batch, base.core)  # type: ignore[attr-defined]
         base.detach_records()  # type: ignore[attr-defined]
         return runner.run(first, int(hours), live, total)
+
+    @property
+    def hour_rewards(self) -> np.ndarray:
+        """The rewards of the steps the last `run_hours` ran, (steps, num_envs) (none before the first)."""
+        return self._hours.rewards if self._hours is not None else np.zeros((0, self.num_envs))
 
     def _decide_rows(self, raw: np.ndarray, acts: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
         """The per-row path: a snapshot and `RiskProjector.project` per sub-env (any `RiskVectorEnv`).

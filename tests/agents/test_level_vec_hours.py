@@ -34,9 +34,17 @@ def market():  # type: ignore[no-untyped-def]
                                      garch_alpha=0.15, garch_beta=0.84)
 
 
-def _venv(market: Any, fast: bool, n: int = 6) -> LevelVecEnv:
-    env = KrakenSpotVectorEnv(n, market=market, episode_hours=250, autoreset_mode="disabled")
-    venv = LevelVecEnv(RiskVectorWrapper(env, LIMITS), "strategic", every_hours=7, halt_penalty=0.25)
+def _strategic(view: dict[str, np.ndarray]) -> np.ndarray:
+    """The tactical level's frozen strategic policy: a fixed function of its view."""
+    a = view["assets"]
+    return np.tanh(np.concatenate([a[:, :, 0] - a[:, :, 1], a[:, :1, 2]], axis=1)) + 0.5
+
+
+def _venv(market: Any, fast: bool, level: str = "strategic", n: int = 6) -> LevelVecEnv:
+    mode = "execution" if level == "tactical" else "weights"
+    env = KrakenSpotVectorEnv(n, market=market, episode_hours=250, autoreset_mode="disabled", action_mode=mode)
+    venv = LevelVecEnv(RiskVectorWrapper(env, LIMITS), level, every_hours=7, halt_penalty=0.25,
+                       strategic=_strategic if level == "tactical" else None)
     venv.fast_hours = fast
     return venv
 
@@ -44,6 +52,7 @@ def _venv(market: Any, fast: bool, n: int = 6) -> LevelVecEnv:
 def _actions(rng: np.random.Generator, step: int, shape: tuple[int, int]) -> np.ndarray:
     a = rng.uniform(-1.0, 1.0, shape)
     a[:, 0] += 3.0  # concentrated in one asset: deep drawdowns (the ladder's steps) happen
+    # (tactical: the first asset's gap closed at once, the others' partly; market orders for some)
     if step % 5 == 1:
         a[rng.integers(shape[0])] = np.nan  # held: the current weights stay
     if step % 7 == 3:
@@ -66,8 +75,9 @@ def _state(venv: LevelVecEnv) -> list[Any]:
     return [getattr(led, k).copy() for k in LEDGER] + [risk, venv.env_hours, venv.inner._ended.copy()]
 
 
-def _run(market: Any, fast: bool, steps: int, events: dict[str, int] | None = None) -> list[Any]:
-    venv = _venv(market, fast)
+def _run(market: Any, fast: bool, steps: int, events: dict[str, int] | None = None,
+         level: str = "strategic") -> list[Any]:
+    venv = _venv(market, fast, level)
     if events is not None:
         hour = venv._hour
 
@@ -94,11 +104,12 @@ def _run(market: Any, fast: bool, steps: int, events: dict[str, int] | None = No
     return out
 
 
-def test_fast_hours_equal_the_hour_by_hour_path(market: Any) -> None:
+def _compare(market: Any, level: str, steps: int) -> tuple[dict[str, int], list[Any], list[tuple[int, int]]]:
+    """Both runs, compared item by item; returns the reference run's events, items and the fast run's calls."""
     import risk.hours as hours
 
     events: dict[str, int] = {}
-    slow = _run(market, False, 150, events)
+    slow = _run(market, False, steps, events, level)
     calls: list[tuple[int, int]] = []
     run = hours.HourRunner.run
 
@@ -109,11 +120,16 @@ def test_fast_hours_equal_the_hour_by_hour_path(market: Any) -> None:
 
     hours.HourRunner.run = spy  # type: ignore[method-assign]
     try:
-        fast = _run(market, True, 150)
+        fast = _run(market, True, steps, level=level)
     finally:
         hours.HourRunner.run = run  # type: ignore[method-assign]
     for k, (a, b) in enumerate(zip(slow, fast, strict=True)):
         assert _same(a, b), f"item {k} (agent step {(k - 2) // 2}) differs"
+    return events, slow, calls
+
+
+def test_fast_hours_equal_the_hour_by_hour_path(market: Any) -> None:
+    events, slow, calls = _compare(market, "strategic", 300)
     # the run went through what the fast path must hand back to Python
     assert min(events.get(f"level_{lv}", 0) for lv in (1, 2, 3)) > 0, events
     assert events.get("halt", 0) > 0 and events.get("engaged", 0) > 0, events
@@ -122,7 +138,18 @@ def test_fast_hours_equal_the_hour_by_hour_path(market: Any) -> None:
     assert dones > 10
     # ... and the compiled path ran most hours, stopping early where it had to
     ran = sum(r for _, r in calls)
-    assert ran > 0.6 * 150 * 7 and any(r < n for n, r in calls), (ran, len(calls))
+    assert ran > 0.6 * 300 * 7 and any(r < n for n, r in calls), (ran, len(calls))
+
+
+@pytest.mark.parametrize("level", ["flat", "tactical"])
+def test_fast_hour_of_the_hourly_levels_equals_the_wrapped_step(market: Any, level: str) -> None:
+    """The hourly levels run each hour compiled where nothing special happens: the same results."""
+    events, slow, calls = _compare(market, level, 1400)
+    assert min(events.get(f"level_{lv}", 0) for lv in (1, 2, 3)) > 0 and events.get("halt", 0) > 0, events
+    assert events.get("engaged", 0) > 0, events
+    assert sum(int(np.sum(x[2])) for x in slow[2::2]) > 5
+    ran = sum(r for _, r in calls)
+    assert ran > 0.6 * 1400 and ran < len(calls), (ran, len(calls))
 
 
 def test_run_hours_equals_steps_and_stops_before_an_episode_end(market: Any) -> None:
