@@ -8,7 +8,12 @@ this adapter resets ended rows at once with a reset mask, as SB3 expects, and pu
 last observation in ``info["terminal_observation"]`` (and ``TimeLimit.truncated``).
 It reads neither the inner env's observation nor ``infos["risk"]``, so it turns both off
 (``observations=False``, ``lazy_info=True``): per hour the inner stack then pays only for
-what a level uses.
+what a level uses. For the same reason the hours in which nothing needs the wrappers'
+Python path (no risk trigger, halt, exchange outage or episode end) run compiled
+(`risk.RiskVectorWrapper.run_hours`, `risk.hours`): the strategic level's K hours in one
+call, the hourly levels' hours one at a time; ``fast_hours = False`` sends every hour
+through the wrappers instead, with the same results bit for bit
+(tests/agents/test_level_vec_hours.py).
 
 Three levels (the observations are `agents.views`):
 

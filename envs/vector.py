@@ -30,6 +30,9 @@ Info has the single env's keys, one entry per sub-env, so code moves from
   did not end at this step;
 - ``fills`` and ``rejected``: sequences of num_envs lists of the single env's dicts
   (`envs.step_info.PerEnvRecords`), each list built when first read.
+
+`risk.hours` steps the same ledger from compiled code, several hours per call and without
+infos; ``hours_ready`` says when it may, ``last_info`` gives the info of its last hour.
 """
 
 from __future__ import annotations

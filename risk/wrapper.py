@@ -288,6 +288,8 @@ class RiskVectorWrapper(VectorWrapper):
     Cost: on a `KrakenSpotVectorEnv` (it has a ``core``) every account is projected in one
     numba call (`risk.batch`); a row with a trigger, a starting halt or anything unusual
     goes through `RiskProjector.project`, as every row did before: the results are the same.
+    `run_hours` goes further for callers that read no per-step infos: several steps in one
+    compiled call (`risk.hours`), stopping before any step that needs this Python path.
     """
 
     def __init__(self, env: VectorEnv, limits: RiskLimits | str | Mapping[str, Any] = SPEC_A, *,
