@@ -1,4 +1,4 @@
-"""The strategic level's compiled multi-hour path (`risk.hours`) gives the hour-by-hour path's results bit for bit.
+"""The policy levels' compiled hour path (`risk.hours`) gives the wrappers' hour-by-hour results bit for bit.
 
 Two `LevelVecEnv` runs over the same market, seeds and actions: one with
 ``fast_hours=False`` (every hour through `RiskVectorWrapper.step`), one with the hours
@@ -8,6 +8,8 @@ kill-switch triggers, an exchange reported down (then up: the switch stays engag
 and out-of-range actions, episode ends inside an agent step and the masked resets after
 them. Observations, rewards, dones, infos (terminal observations, termination reasons),
 the ledger's state and outputs and the risk state are compared after every agent step.
+The strategic level runs K hours per call; the hourly levels (flat, tactical in execution
+mode) one hour per call. `RiskVectorWrapper.run_hours` is also compared with `step` directly.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from envs.data.synthetic import generate_synthetic_market
 from envs.vector import KrakenSpotVectorEnv
 from risk import RiskVectorWrapper
 from risk.batch import _same
+
+pytestmark = pytest.mark.equivalence  # compiled path against the wrappers' Python path (scripts/mutation.py)
 
 LIMITS = {"kill_switch_breadth": 0.5, "dd_reduce": 0.10, "dd_cut": 0.15, "dd_halt": 0.20}
 STATE = ("fst", "ist", "pos", "age", "ring", "w", "pf")  # the accounts (a step's outputs follow)
