@@ -8,7 +8,12 @@ this adapter resets ended rows at once with a reset mask, as SB3 expects, and pu
 last observation in ``info["terminal_observation"]`` (and ``TimeLimit.truncated``).
 It reads neither the inner env's observation nor ``infos["risk"]``, so it turns both off
 (``observations=False``, ``lazy_info=True``): per hour the inner stack then pays only for
-what a level uses.
+what a level uses. For the same reason the hours in which nothing needs the wrappers'
+Python path (no risk trigger, halt, exchange outage or episode end) run compiled
+(`risk.RiskVectorWrapper.run_hours`, `risk.hours`): the strategic level's K hours in one
+call, the hourly levels' hours one at a time; ``fast_hours = False`` sends every hour
+through the wrappers instead, with the same results bit for bit
+(tests/agents/test_level_vec_hours.py).
 
 Three levels (the observations are `agents.views`):
 
@@ -174,6 +179,9 @@ class LevelVecEnv(VecEnv):
         self.phase = np.zeros(self.num_envs, dtype=np.int64)
         self.asset_index = {a: i for i, a in enumerate(base.market.assets)}
         self.env_hours = 0  # hourly env steps taken (all rows together count once)
+        # hours in which nothing needs the wrappers' Python path run compiled, the strategic level's many
+        # at a time (`risk.hours`); False: every hour through the wrappers (the same results)
+        self.fast_hours = True
 
     # ------------------------------------------------------------ SB3 API
     def reset(self) -> dict[str, np.ndarray]:  # type: ignore[override]
@@ -200,7 +208,7 @@ class LevelVecEnv(VecEnv):
             return self._step_strategic(self._env_actions(self._rows, actions))
         if self.level == "tactical":
             return self._step_tactical(actions)
-        _, rew, term, trunc, infos = self._hour(actions)
+        rew, term, trunc, infos = self._one_hour(actions)
         return self._finish(rew, term, trunc, infos)
 
     def close(self) -> None:
@@ -239,6 +247,17 @@ class LevelVecEnv(VecEnv):
             return actions
         return self.prior.env_actions(self.core.ledger.t[rows], actions)
 
+    def _one_hour(self, env_actions: np.ndarray) -> tuple[np.ndarray, Any, Any, dict[str, Any]]:
+        """One hour of the hourly levels: compiled (`RiskVectorWrapper.run_hours`) when nothing in it
+        needs the wrappers' Python path, else `_hour`; the same rewards, flags, infos and states."""
+        run_hours = getattr(self.inner, "run_hours", None) if self.fast_hours else None
+        if run_hours is not None and run_hours(env_actions, 1):
+            self.env_hours += 1
+            none = np.zeros(self.num_envs, dtype=bool)
+            return self.inner.hour_rewards[0].copy(), none, none.copy(), self.base.last_info()
+        _, rew, term, trunc, infos = self._hour(env_actions)
+        return rew, term, trunc, infos
+
     def _new_targets(self, rows: np.ndarray) -> None:
         """The frozen strategic policy sets the target of ``rows`` (tactical level)."""
         if rows.size == 0:
@@ -253,6 +272,12 @@ class LevelVecEnv(VecEnv):
         self.arrival[rows] = self.core.arrays.mark[t]
 
     def _step_strategic(self, actions: np.ndarray) -> Any:
+        """K hours: ``actions`` (B, N+1 env actions) at the first, "keep" after; rows that end idle till the last.
+
+        Hours in which nothing ends and no risk rule needs its audited Python path run many at a
+        time in one compiled call (`RiskVectorWrapper.run_hours`, `risk.hours`); the others go
+        through `_hour` as before. Both give the same rewards and states bit for bit.
+        """
         n_env = self.num_envs
         total = np.zeros(n_env)
         done = np.zeros(n_env, dtype=bool)
@@ -262,10 +287,21 @@ class LevelVecEnv(VecEnv):
         last_infos: list[dict[str, Any]] = [{} for _ in range(n_env)]
         keep = np.zeros_like(actions)
         infos: dict[str, Any] = {}
-        for k in range(self.every_hours):
+        run_hours = getattr(self.inner, "run_hours", None) if self.fast_hours else None
+        k, last_fast = 0, False
+        while k < self.every_hours:
+            if run_hours is not None:
+                ran = run_hours(actions if k == 0 else None, self.every_hours - k, ~done, total)
+                self.env_hours += ran
+                k += ran
+                last_fast = ran > 0
+                if k == self.every_hours:
+                    break
             act = actions if k == 0 else keep
             some_done = bool(done.any())  # rows that ended earlier in this step idle (and earn nothing)
             _, rew, term, trunc, infos = self._hour(np.where(done[:, None], 0.0, act) if some_done else act)
+            last_fast = False
+            k += 1
             ended = np.asarray(term) | np.asarray(trunc)
             if some_done:
                 live = ~done
@@ -282,6 +318,8 @@ class LevelVecEnv(VecEnv):
                 trunc_out |= ended & np.asarray(trunc) & ~np.asarray(term)
                 done |= ended
                 self.inner.reset(options={"reset_mask": ended})
+        if last_fast:  # the last hour ran compiled: its info, as `_hour` would have returned it
+            infos = self.base.last_info()
         if not done.all():  # the others': the last hour's
             for row, info in zip(np.flatnonzero(~done).tolist(), _row_infos(infos, ~done), strict=True):
                 last_infos[row] = info
@@ -296,7 +334,7 @@ class LevelVecEnv(VecEnv):
         if self.execution:
             env_action = np.concatenate([env_action, actions[:, n:]], axis=1)
         eq_before = led.equity.copy()
-        _, rew, term, trunc, infos = self._hour(env_action)
+        rew, term, trunc, infos = self._one_hour(env_action)
         rew = np.array(rew, dtype=np.float64, copy=True)
         w_after = led.w
         rw = self.reward_weights

@@ -30,6 +30,9 @@ Info has the single env's keys, one entry per sub-env, so code moves from
   did not end at this step;
 - ``fills`` and ``rejected``: sequences of num_envs lists of the single env's dicts
   (`envs.step_info.PerEnvRecords`), each list built when first read.
+
+`risk.hours` steps the same ledger from compiled code, several hours per call and without
+infos; ``hours_ready`` says when it may, ``last_info`` gives the info of its last hour.
 """
 
 from __future__ import annotations
@@ -162,10 +165,7 @@ class KrakenSpotVectorEnv(VectorEnv):
     ) -> tuple[dict[str, np.ndarray] | None, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         core = self.core
         led = core.ledger
-        for ref in self._last_records:  # last step's fills/rejected still held by the caller: copy them now
-            held = ref()
-            if held is not None:
-                held.detach()
+        self.detach_records()
         done = self._prev_done
         restart = np.flatnonzero(done) if done.any() else None
         if restart is not None and self.autoreset_mode == AutoresetMode.DISABLED:
@@ -196,13 +196,19 @@ class KrakenSpotVectorEnv(VectorEnv):
         if done.any():
             for i in np.flatnonzero(done).tolist():
                 reasons[i] = end_reason(core, i, bool(terminated[i]), self.max_episode_steps)
+        info = self._info(ints, reasons)
+        return self._observation(), reward, terminated, truncated, info
+
+    def _info(self, ints: np.ndarray, reasons: np.ndarray) -> dict[str, Any]:
+        """The info of the step just taken (``ints``: a copy of ``oi.T``; ``reasons``: per row, "" unless it ended)."""
+        led = self.core.ledger
         floats = led.of.T.copy()
         counts_f, counts_r = ints[K.Q_N_FILLS], ints[K.Q_N_REJECTED]
         fills = PerEnvRecords(self._labels, counts_f, led.fc, led.fv, fills=True)
         rejected = PerEnvRecords(self._labels, counts_r, led.rc, led.rq, fills=False)
         self._last_records = (weakref.ref(fills), weakref.ref(rejected))
         state = led.fst[: K.S_PEAK + 1].copy()  # cash, equity, peak after any autoreset
-        info = {
+        return {
             "equity": state[K.S_EQUITY],
             "cash": state[K.S_CASH],
             "weights": led.w.copy(),
@@ -219,7 +225,23 @@ class KrakenSpotVectorEnv(VectorEnv):
             "timestamp": self._timestamps[led.t],
             "termination_reason": reasons,
         }
-        return self._observation(), reward, terminated, truncated, info
+
+    def detach_records(self) -> None:
+        """Copy out the last step's fills/rejected a caller still holds, before the ledger's buffers are reused."""
+        for ref in self._last_records:
+            held = ref()
+            if held is not None:
+                held.detach()
+
+    def hours_ready(self) -> bool:
+        """Whether `risk.hours` may step these accounts: no sub-env waits for a reset, and the reward is
+        plain log growth (it takes that log itself)."""
+        core = self.core
+        return not self._prev_done.any() and core._reward_kind == 0 and core._reward_scale == 1.0
+
+    def last_info(self) -> dict[str, Any]:
+        """`step`'s info of the last step, for steps that ended no episode (`risk.hours` runs steps without infos)."""
+        return self._info(self.core.ledger.oi.T.copy(), self._no_reasons.copy())
 
     @property  # type: ignore[override]
     def spec(self) -> KrakenSpotSpec | None:

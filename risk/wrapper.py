@@ -52,6 +52,7 @@ from envs.data.market import MarketData
 from envs.snapshot import PortfolioSnapshot
 from risk.batch import AccountArrays, BatchProjector, RiskInfos
 from risk.cost_gate import cost_inputs_from_env
+from risk.hours import HourRunner
 from risk.kernels import clip_action
 from risk.limits import SPEC_A, RiskLimits, resolve_limits
 from risk.projection import Intervention, RiskDecision, RiskProjector
@@ -287,6 +288,8 @@ class RiskVectorWrapper(VectorWrapper):
     Cost: on a `KrakenSpotVectorEnv` (it has a ``core``) every account is projected in one
     numba call (`risk.batch`); a row with a trigger, a starting halt or anything unusual
     goes through `RiskProjector.project`, as every row did before: the results are the same.
+    `run_hours` goes further for callers that read no per-step infos: several steps in one
+    compiled call (`risk.hours`), stopping before any step that needs this Python path.
     """
 
     def __init__(self, env: VectorEnv, limits: RiskLimits | str | Mapping[str, Any] = SPEC_A, *,
@@ -301,6 +304,7 @@ class RiskVectorWrapper(VectorWrapper):
         self.lazy_info = bool(lazy_info)
         self._ended = np.zeros(env.num_envs, dtype=bool)
         self._batch = BatchProjector(self.projectors) if hasattr(base, "core") else None
+        self._hours: HourRunner | None = None  # built at the first `run_hours`
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         obs, infos = self.env.reset(seed=seed, options=options)
@@ -345,6 +349,44 @@ class RiskVectorWrapper(VectorWrapper):
         infos["termination_reason"] = reasons
         self._ended = terms | np.asarray(truncs, dtype=bool)
         return obs, rewards, terms, truncs, infos
+
+    def run_hours(self, first: np.ndarray | None, hours: int, live: np.ndarray | None = None,
+                  total: np.ndarray | None = None) -> int:
+        """Up to ``hours`` steps in one compiled call (`risk.hours`); returns how many ran (0 to ``hours``).
+
+        Step 0 sends the (num_envs, W) env actions ``first`` (None: all zeros, "keep"), the
+        later steps send zeros. The steps' rewards are ``hour_rewards`` (steps run, num_envs);
+        with ``total`` (num_envs,) and ``live`` (bool mask) given, each step's reward is also
+        added to ``total`` where ``live``, in step order. It stops before the first step that
+        `step` would treat specially (a trigger, halt, exchange down, an episode end: see
+        `risk.hours`); the caller then makes that step with `step`, which gives the same
+        results, and may call again. The steps it runs produce no infos (``infos["risk"]``,
+        fills): for callers that would discard them (`agents.vec.LevelVecEnv`); afterwards the
+        env's ``last_info()`` is the last step's. Returns 0 at once where the batched path does
+        not apply (no `BatchProjector`, projectors changed, a sub-env waiting for its reset,
+        another reward than plain log growth).
+        """
+        batch, base = self._batch, self._base
+        if first is not None:
+            k = int(base.n_assets)
+            shape = (self.num_envs, 2 * k + 1 if execution_mode(base) else k + 1)
+            first = np.asarray(first, dtype=np.float64)
+            if first.shape != shape:
+                raise ValueError(f"run_hours: first: expected shape {shape}, got {first.shape}")
+        ready = getattr(base, "hours_ready", None)
+        if (batch is None or batch.projectors is not self.projectors or ready is None or not ready()
+                or self._ended.any() or not batch.usable()):
+            return 0
+        runner = self._hours
+        if runner is None:
+            runner = self._hours = HourRunner(batch, base.core)  # type: ignore[attr-defined]
+        base.detach_records()  # type: ignore[attr-defined]
+        return runner.run(first, int(hours), live, total)
+
+    @property
+    def hour_rewards(self) -> np.ndarray:
+        """The rewards of the steps the last `run_hours` ran, (steps, num_envs) (none before the first)."""
+        return self._hours.rewards if self._hours is not None else np.zeros((0, self.num_envs))
 
     def _decide_rows(self, raw: np.ndarray, acts: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
         """The per-row path: a snapshot and `RiskProjector.project` per sub-env (any `RiskVectorEnv`).

@@ -160,6 +160,8 @@ def warm_risk(venv: Any, seed: int) -> None:
         venv.step(rng.uniform(-1.0, 1.0, base.action_space.shape))
     snap = base.snapshot(0)  # the per-row kernel too (rows with a trigger, or every row before the batched path)
     venv.projectors[0].project(snap, np.asarray(snap.weights))
+    n = base.num_envs  # and the multi-hour kernel of the strategic level (`risk.hours`)
+    venv.run_hours(None, 2, np.ones(n, dtype=bool), np.zeros(n))
 
 
 def profile_single(market: MarketData, config: EnvConfig, steps: int, seed: int) -> list[dict[str, Any]]:
