@@ -20,7 +20,7 @@ operations in the same order, so every output is bit-identical
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
@@ -135,6 +135,26 @@ class BatchProjector:
         noted = K.clip_rows(acts, self.clip_tmp, self.scratch[4], amounts)
         return amounts, noted
 
+    def account_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each projector's ladder high-water mark (B,) and its (halted, kill switch engaged, exchange
+        reported down) flags (3, B): what the batched ladder reads."""
+        ladders = [p.ladder for p in self.projectors]
+        switches = [p.kill_switch for p in self.projectors]
+        held_peak = np.array([x.peak_equity for x in ladders], dtype=np.float64)
+        pairs = zip(ladders, switches, strict=True)
+        flags = np.array([(x.halted, y.engaged, y.exchange_down is not None) for x, y in pairs], dtype=bool).T.copy()
+        return held_peak, flags
+
+    def commit(self, rows: Iterable[int], peaks: list[float]) -> None:
+        """What `RiskProjector.project` commits for a row decided without a trigger: the ladder's new
+        high-water mark ``peaks[i]`` and no active kill-switch triggers."""
+        for i in rows:
+            p = self.projectors[i]
+            p.ladder.peak_equity = peaks[i]
+            ks = p.kill_switch
+            if ks.active:
+                ks.active = []
+
     def project(self, acc: AccountArrays, props: np.ndarray, skip: np.ndarray) -> BatchDecisions:
         """Decide every row but ``skip`` (rows the env resets now); rows it cannot decide exactly are marked slow.
 
@@ -142,11 +162,7 @@ class BatchProjector:
         the rows decided here, exactly as `RiskProjector.project` would; slow rows are untouched.
         """
         b = props.shape[0]
-        ladders = [p.ladder for p in self.projectors]
-        switches = [p.kill_switch for p in self.projectors]
-        held_peak = np.array([x.peak_equity for x in ladders], dtype=np.float64)
-        pairs = zip(ladders, switches, strict=True)
-        flags = np.array([(x.halted, y.engaged, y.exchange_down is not None) for x, y in pairs], dtype=bool).T.copy()
+        held_peak, flags = self.account_state()
         halted, engaged, down = flags[0], flags[1], flags[2]
         peak, dd = np.empty(b), np.empty(b)
         level, sched, slow = np.empty(b, dtype=np.int64), np.empty(b, dtype=bool), np.empty(b, dtype=bool)
@@ -166,15 +182,11 @@ class BatchProjector:
         if skipped:
             slow &= ~skip
         any_slow = bool(n_slow or redo) and bool(slow.any())
-        peaks = peak.tolist()
         by: list[Any] = [None] * b
         decided = range(b) if not (any_slow or skipped) else np.flatnonzero(~slow & ~skip).tolist()
+        self.commit(decided, peak.tolist())
         for i in decided:
-            ladders[i].peak_equity = peaks[i]
-            ks = switches[i]
-            if ks.active:
-                ks.active = []
-            by[i] = ks.engaged_by
+            by[i] = self.projectors[i].kill_switch.engaged_by
         return BatchDecisions(slow, any_slow, acc.t, props, out, codes, amounts, changed, level, dd, engaged, by)
 
     def interventions(self, d: BatchDecisions, i: int) -> list[Intervention]:

@@ -25,8 +25,8 @@ fallback), and when the env step ends an account's episode (terminated or trunca
 that step is undone (the ledger state it changed is restored from a copy taken before
 it) and left to the Python path. The reward's log is taken in numpy afterwards
 (`HourRunner.run`), as `BatchCore.step` does (numpy's log can differ from libm in the
-last bit), and added in hour order. tests/risk/test_risk_hours.py and
-tests/agents/test_level_vec_fast.py compare whole runs bit for bit with the hour-by-hour path.
+last bit), and added in hour order. tests/agents/test_level_vec_hours.py compares whole
+runs bit for bit with the hour-by-hour path.
 
 What it skips: ``infos["risk"]`` and the vector env's per-hour info of the hours it runs
 (nobody reads them: see `RiskVectorWrapper.run_hours`); the interventions are still
@@ -122,11 +122,16 @@ def run_hours_kernel(first: np.ndarray, keep: np.ndarray, hours: int, env: tuple
             exe[b, n] = _max(1.0 - _pwsum(target, n, stk), 0.0)
             for i in range(n + 1, width):
                 exe[b, i] = src[b, i]
-        _save(fst, ist, pos, st.age, ring, out.w, out.pf, fst_s, ist_s, pos_s, age_s, slot_s, w_s, pf_s)
+        # the step's undo copy: the state, and of the fee ring the one slot per row the step writes
+        _copy_state(fst, ist, pos, st.age, out.w, out.pf, fst_s, ist_s, pos_s, age_s, w_s, pf_s)
+        for b in range(n_rows):
+            slot_s[b] = ring[b, ist[E.J_STEPS, b] % E.FEE_WINDOW]
         E.step_rows(exe, inp, st, out, scr)
         for b in range(n_rows):
             if out.oi[b, E.Q_TERMINATED] != 0 or out.oi[b, E.Q_TRUNCATED] != 0:
-                _restore(fst, ist, pos, st.age, ring, out.w, out.pf, fst_s, ist_s, pos_s, age_s, slot_s, w_s, pf_s)
+                _copy_state(fst_s, ist_s, pos_s, age_s, w_s, pf_s, fst, ist, pos, st.age, out.w, out.pf)
+                for r in range(n_rows):  # ist is the step's again: the same slots
+                    ring[r, ist[E.J_STEPS, r] % E.FEE_WINDOW] = slot_s[r]
                 return h
         for b in range(n_rows):
             held_peak[b] = peak[b]
@@ -144,35 +149,18 @@ def _copy2(src: np.ndarray, dst: np.ndarray) -> None:
 
 
 @njit(**JIT)
-def _save(fst: np.ndarray, ist: np.ndarray, pos: np.ndarray, age: np.ndarray, ring: np.ndarray, w: np.ndarray,
-          pf: np.ndarray, fst_s: np.ndarray, ist_s: np.ndarray, pos_s: np.ndarray, age_s: np.ndarray,
-          slot_s: np.ndarray, w_s: np.ndarray, pf_s: np.ndarray) -> None:
-    """Copy what one env step changes (all of the state but the fee ring, of which only one slot per row)."""
-    _copy2(fst, fst_s)
-    _copy2(ist, ist_s)
+def _copy_state(fst: np.ndarray, ist: np.ndarray, pos: np.ndarray, age: np.ndarray, w: np.ndarray, pf: np.ndarray,
+                fst_d: np.ndarray, ist_d: np.ndarray, pos_d: np.ndarray, age_d: np.ndarray, w_d: np.ndarray,
+                pf_d: np.ndarray) -> None:
+    """Copy the ledger state one env step changes (all but the fee ring) into the second set of arrays:
+    called one way to save it before a step, the other way to undo the step."""
+    _copy2(fst, fst_d)
+    _copy2(ist, ist_d)
     for k in range(pos.shape[0]):
-        _copy2(pos[k], pos_s[k])
-    _copy2(age, age_s)
-    _copy2(w, w_s)
-    _copy2(pf, pf_s)
-    for b in range(ring.shape[0]):
-        slot_s[b] = ring[b, ist[E.J_STEPS, b] % E.FEE_WINDOW]
-
-
-@njit(**JIT)
-def _restore(fst: np.ndarray, ist: np.ndarray, pos: np.ndarray, age: np.ndarray, ring: np.ndarray, w: np.ndarray,
-             pf: np.ndarray, fst_s: np.ndarray, ist_s: np.ndarray, pos_s: np.ndarray, age_s: np.ndarray,
-             slot_s: np.ndarray, w_s: np.ndarray, pf_s: np.ndarray) -> None:
-    """Undo one env step from `_save`'s copy (the outputs ``of``/``oi``/records are rewritten by the next step)."""
-    _copy2(fst_s, fst)
-    _copy2(ist_s, ist)
-    for k in range(pos.shape[0]):
-        _copy2(pos_s[k], pos[k])
-    _copy2(age_s, age)
-    _copy2(w_s, w)
-    _copy2(pf_s, pf)
-    for b in range(ring.shape[0]):
-        ring[b, ist[E.J_STEPS, b] % E.FEE_WINDOW] = slot_s[b]
+        _copy2(pos[k], pos_d[k])
+    _copy2(age, age_d)
+    _copy2(w, w_d)
+    _copy2(pf, pf_d)
 
 
 @njit(**JIT)
@@ -224,12 +212,8 @@ class HourRunner:
         """Run up to ``hours`` hours (hour 0 sends ``first``, (B, W) env actions, or "keep" if None);
         returns the hours run. Their log-growth rewards are ``rewards`` (hours run, B), and are
         added to ``total`` where ``live`` when both are given."""
-        projectors = self.batch.projectors
-        ladders = [p.ladder for p in projectors]
-        switches = [p.kill_switch for p in projectors]
-        self.held_peak[:] = [x.peak_equity for x in ladders]
-        self.flags[:] = [[x.halted for x in ladders], [y.engaged for y in switches],
-                         [y.exchange_down is not None for y in switches]]
+        batch = self.batch
+        self.held_peak[:], self.flags[:] = batch.account_state()  # in place: the kernel's ``risk`` holds them
         if first is None:
             src = self.keep
         else:
@@ -246,11 +230,7 @@ class HourRunner:
         self.rewards = self._no_rewards
         if ran == 0:
             return 0
-        for ladder, p in zip(ladders, self.held_peak.tolist(), strict=True):  # what BatchProjector.project commits
-            ladder.peak_equity = p
-        for ks in switches:
-            if ks.active:
-                ks.active = []
+        batch.commit(range(b), self.held_peak.tolist())  # every row was decided without a trigger
         # BatchCore.step's log, in numpy, on a strided column like its ``of[:, O_RATIO]``
         logs = np.log(self._ratios[: ran * b, E.O_RATIO])
         self.rewards = logs.reshape(ran, b)

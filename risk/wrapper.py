@@ -148,9 +148,7 @@ def sanitise_action(a: np.ndarray) -> tuple[bool, Intervention | None]:
     left as is and not converted (the current weights are held, RISK-6).
     """
     clipped = clip_action(a, np.empty(a.shape[0]))  # the same checks as np.isfinite / np.clip
-    if clipped < 0.0:
-        return False, Intervention("sanitise", (), 0.0, "NaN/inf in action: held current weights")
-    return True, Intervention("sanitise", (), clipped, "action clipped to [-1, 1]") if clipped > 0.0 else None
+    return clipped >= 0.0, _clip_note(clipped) if clipped != 0.0 else None
 
 
 def action_to_proposal(base: RiskEnv, action: Any, current: np.ndarray) -> tuple[np.ndarray, Intervention | None]:
@@ -469,7 +467,7 @@ class RiskVectorWrapper(VectorWrapper):
 
 
 def _clip_note(amount: float) -> Intervention:
-    """`sanitise_action`'s note for a clip amount (-1.0: NaN/inf, the action held)."""
+    """The ``sanitise`` note of a non-zero clip amount (-1.0: NaN/inf, the action held), per row or batched."""
     if amount < 0.0:
         return Intervention("sanitise", (), 0.0, "NaN/inf in action: held current weights")
     return Intervention("sanitise", (), amount, "action clipped to [-1, 1]")
