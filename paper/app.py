@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from agents.metrics import json_safe
 from envs.config import EnvConfig
+from envs.data.download import OHLC_WINDOW
 from envs.data.loaders import to_unix
 from envs.data.market import MarketData
 from envs.errors import ConfigError
@@ -203,10 +204,9 @@ def cmd_run(cfg: DictConfig, out: Printer = print, exchange: Any = None,
                 reach = history_hours(store.first_hour, max(store.next_hour(),
                                       first_decidable_hour(clock(), live_cfg.grace_s)), int(cfg.feed.history_hours))
                 if cfg.feed.store is None and reach > OHLC_CLOSED:
-                    n = reach
                     raise ConfigError(
-                        f"feed.store: this live run needs {n} hours of history ({cfg.feed.history_hours} warm-up + "
-                        f"{n - int(cfg.feed.history_hours)} since its first hour), Kraken's OHLC window serves "
+                        f"feed.store: this live run needs {reach} hours of history ({cfg.feed.history_hours} warm-up + "
+                        f"{reach - int(cfg.feed.history_hours)} since its first hour), Kraken's OHLC window serves "
                         f"{OHLC_CLOSED} closed bars: set feed.store=DIR (scripts/download_data.py builds and extends "
                         "it) or start a new state file with a smaller feed.history_hours")
                 loop = PaperLoop(store, built.feed, built.setup, built.feed.history(store.next_hour(), n), status=out)
@@ -370,7 +370,7 @@ def cmd_report(cfg: DictConfig, out: Printer = print) -> int:
 
 
 READY_DAYS = 30
-OHLC_CLOSED = 719  # closed hourly bars Kraken's OHLC endpoint serves (720 rows, the running bar included)
+OHLC_CLOSED = OHLC_WINDOW - 1  # closed hourly bars Kraken's OHLC endpoint serves (the running bar excluded)
 
 
 def readiness(store: StateStore) -> list[dict[str, Any]]:

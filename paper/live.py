@@ -140,7 +140,7 @@ class LiveRunner:
         (False, None) after waiting or recording a `FeedDown`.
         """
         loop = self.loop
-        overdue = loop.store.open_cycle() is None and self.clock() >= hour + 2 * HOUR_S + self.config.grace_s
+        overdue = loop.store.open_cycle() is None and hour < first_decidable_hour(self.clock(), self.config.grace_s)
         if down is None and not overdue:
             return True, None
         try:

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from envs.data.align import align_bars, iso
-from envs.data.download import parse_kraken_ohlc
+from envs.data.download import OHLC_WINDOW, parse_kraken_ohlc
 from envs.data.market import HOUR, MarketData
 from envs.data.pairs import canonical_asset, load_pairs, pair_info
 from envs.data.store import BarStore, pair_key
@@ -52,7 +52,6 @@ from paper.feeds.faults import RetryPolicy, check_result, feed_down, guarded_cal
 # ccxt's credential fields (Exchange.requiredCredentials): a paper feed takes none of them
 CREDENTIALS = ("apiKey", "secret", "password", "uid", "login", "twofa", "privateKey", "walletAddress", "token",
                "accountId")  # fmt: skip
-OHLC_WINDOW = 720  # rows Kraken's OHLC endpoint serves, the running bar included
 
 
 def refuse_credentials(config: Mapping[str, Any], where: str = "feed.kraken") -> None:
