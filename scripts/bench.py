@@ -141,11 +141,8 @@ def bench_policies(market: MarketData, config: EnvConfig, timesteps: int, n_envs
         out["tactical"] = res.to_dict()
         res = train_level(agent, "flat", inner, root / "flat", timesteps, progress=False)
         out["flat"] = res.to_dict()
-    for name, level in out.items():
-        level.pop("folder", None)
-        # the agent steps SB3 really took: PPO trains whole rollouts, so a strategic budget of 341 runs 512
-        level["timesteps"] = level["env_hours"] // (agent.every_hours if name == "strategic" else 1) * n_envs
-        level["timesteps_per_second"] = level["timesteps"] / level["wall_seconds"]
+    for level in out.values():
+        level.pop("folder", None)  # timesteps: what SB3 really ran (`LevelResult`), whole PPO rollouts
         level["env_hours_per_s"] = level["env_hours"] / level["wall_seconds"]
     return out
 
